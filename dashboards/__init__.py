@@ -1,0 +1,3 @@
+"""citytwin dashboards package."""
+
+__all__: list[str] = []

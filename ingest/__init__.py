@@ -1,0 +1,3 @@
+"""citytwin ingest package."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""citytwin layers package."""
+
+__all__: list[str] = []

@@ -1,0 +1,53 @@
+"""Shared fixtures; test data is generated here, never committed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+from twin import Workspace
+
+#: The `twin` console script of the interpreter running the tests.
+TWIN = str(Path(sys.executable).with_name("twin"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a run in which no test passed (e.g. everything skipped or deselected)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and exitstatus == 0 and not reporter.stats.get("passed"):
+        reporter.write_line("error: no test passed; a run that tests nothing is a failure",
+                            red=True)
+        session.exitstatus = 1
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """A fresh workspace around the demo city's area."""
+    return Workspace.init(tmp_path / "ws", "示范市", name_en="Demo City",
+                          bbox=(121.30, 31.10, 121.65, 31.40))
+
+
+def make_buildings(n: int, *, seed: int = 0) -> gpd.GeoDataFrame:
+    """``n`` small rectangular buildings in EPSG:4326 near 31.2N 121.5E."""
+    rng = np.random.default_rng(seed)
+    x = 121.40 + rng.random(n) * 0.1
+    y = 31.20 + rng.random(n) * 0.1
+    uses = np.array(["residential", "commercial", "office", "public"])
+    return gpd.GeoDataFrame(
+        {"id": [f"B{i:07d}" for i in range(n)], "use": uses[rng.integers(0, 4, n)],
+         "floors": rng.integers(1, 33, n)},
+        geometry=shapely.box(x, y, x + 0.0002, y + 0.0001), crs=4326)
+
+
+def run_twin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``twin`` console script; never raises on a non-zero exit."""
+    env = {k: v for k, v in os.environ.items() if k != "TWIN_DEBUG"}
+    return subprocess.run([TWIN, *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300, check=False)

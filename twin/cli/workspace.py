@@ -1,0 +1,129 @@
+"""Commands on the workspace store: ``init``, ``check`` and ``layers``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from twin.cli._common import emit, json_option, table
+from twin.config import LANGUAGES, parse_bbox
+from twin.errors import ConfigError
+from twin.store import LayerVersion, Workspace
+
+__all__ = ["register"]
+
+
+def _bbox(_ctx: click.Context, _param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    try:
+        return parse_bbox(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("init")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="City name, e.g. 示范市.")
+@click.option("--name-en", default="", help="English city name (optional).")
+@click.option("--bbox", callback=_bbox, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+              help="City area in WGS84; ingest uses it to catch wrong coordinates.")
+@click.option("--language", type=click.Choice(LANGUAGES), default="zh", show_default=True,
+              help="Default label language.")
+@json_option
+def init_cmd(path: Path, name: str, name_en: str, bbox, language: str, as_json: bool) -> None:
+    """Create a workspace at PATH: twin.toml with documented defaults and an empty catalog.
+
+    PATH must not exist or be an empty directory. Edit PATH/twin.toml afterwards to change
+    resolutions, risk weights, zone rules or resource needs.
+    """
+    ws = Workspace.init(path, name, name_en=name_en, language=language, bbox=bbox)
+    data = {"workspace": str(ws.root), "name": ws.config.name, "language": ws.config.language,
+            "bbox": ws.config.bbox, "base_resolution": ws.config.base_resolution,
+            "rollups": list(ws.config.rollups)}
+    emit(data, as_json, lambda: (
+        f"created workspace {ws.root}\n"
+        f"  city: {ws.config.name}  language: {ws.config.language}  "
+        f"H3 resolution {ws.config.base_resolution} (rollups "
+        f"{', '.join(map(str, ws.config.rollups))})\n"
+        f"  configuration: {ws.config_path}"))
+
+
+@click.command("check")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.option("--no-hashes", is_flag=True, help="Skip re-hashing layer files (faster).")
+@json_option
+def check_cmd(workspace: Path, no_hashes: bool, as_json: bool) -> None:
+    """Check a workspace's integrity: database, layer files and their hashes.
+
+    Exits 1 when a problem is found.
+    """
+    ws = Workspace.open(workspace)
+    problems = ws.check(hashes=not no_hashes)
+    emit({"workspace": str(ws.root), "problems": problems, "recovered": ws.recovered},
+         as_json, lambda: "\n".join(
+             [f"cleaned {len(ws.recovered)} leftover file(s) of interrupted publishes"]
+             * bool(ws.recovered)
+             + ([f"problem: {p}" for p in problems] or [f"{ws.root}: ok"])))
+    if problems:
+        raise SystemExit(1)
+
+
+@click.group("layers")
+def layers_group() -> None:
+    """List layers, their versions, and roll a layer back."""
+
+
+@layers_group.command("list")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@json_option
+def layers_list(workspace: Path, as_json: bool) -> None:
+    """List the workspace's layers with their current versions."""
+    ws = Workspace.open(workspace)
+    layers = ws.layers()
+    emit([layer.to_dict() for layer in layers], as_json, lambda: table(
+        [(i.name, i.kind, i.current_version, i.versions, i.current.row_count,
+          i.current.source_name or "", i.updated_at[:19].replace("T", " "))
+         for i in layers],
+        ["layer", "kind", "current", "versions", "rows", "source", "updated_at"])
+        if layers else f"{ws.root}: no layers yet")
+
+
+def _version_rows(versions: list[LayerVersion]) -> str:
+    return table([("*" if v.current else "", v.version, v.row_count, v.source_name or "",
+                   v.source_crs or "", v.created_at[:19].replace("T", " "), v.author, v.note)
+                  for v in versions],
+                 ["current", "version", "rows", "source", "source_crs", "created_at",
+                  "author", "note"])
+
+
+@layers_group.command("versions")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@json_option
+def layers_versions(workspace: Path, name: str, as_json: bool) -> None:
+    """List every version of layer NAME, oldest first (* marks the current one)."""
+    versions = Workspace.open(workspace).versions(name)
+    emit([v.to_dict() for v in versions], as_json, lambda: _version_rows(versions))
+
+
+@layers_group.command("rollback")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--note", default="", help="Why you roll back (kept in the audit log).")
+@click.option("--author", default=None, help="Who rolls back (default: your login name).")
+@json_option
+def layers_rollback(workspace: Path, name: str, version: int, note: str, author: str | None,
+                    as_json: bool) -> None:
+    """Make VERSION of layer NAME current again. No version is deleted."""
+    current = Workspace.open(workspace).rollback(name, version, author=author, note=note)
+    emit(current.to_dict(), as_json,
+         f"layer {name!r} is now at version {current.version} ({current.row_count} rows)")
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the ``twin`` group."""
+    for command in (init_cmd, check_cmd, layers_group):
+        cli.add_command(command)

@@ -1,0 +1,162 @@
+"""The workspace's SQLite database: connections, schema and write transactions.
+
+The database runs in WAL mode with ``synchronous=FULL`` so that a committed transaction
+survives a crash, and readers never wait for a writer. Writers take the write lock at the start
+(``BEGIN IMMEDIATE``) and wait up to ``busy_timeout`` for another process; past that they raise
+the retryable :class:`~twin.errors.StoreBusyError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from twin.errors import StoreBusyError, StoreCorruptError
+
+__all__ = ["SCHEMA_VERSION", "check_schema", "connect", "create_schema", "write_transaction"]
+
+#: Version of the database layout, kept in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE layers (
+    name            TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    current_version INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE TABLE layer_versions (
+    layer         TEXT NOT NULL REFERENCES layers(name),
+    version       INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    file          TEXT NOT NULL UNIQUE,
+    format        TEXT NOT NULL,
+    file_sha256   TEXT NOT NULL,
+    file_bytes    INTEGER NOT NULL,
+    source_name   TEXT,
+    source_sha256 TEXT,
+    source_crs    TEXT,
+    row_count     INTEGER NOT NULL,
+    minx REAL, miny REAL, maxx REAL, maxy REAL,
+    created_at    TEXT NOT NULL,
+    author        TEXT NOT NULL,
+    note          TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (layer, version)
+);
+CREATE TABLE audit (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     TEXT NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+def connect(path: Path, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open the workspace database in autocommit mode with WAL and full sync.
+
+    Raises
+    ------
+    StoreCorruptError
+        When the file is not a SQLite database.
+    """
+    conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if _is_busy(exc):
+            raise _busy(path, timeout) from None
+        raise StoreCorruptError(
+            f"{path} is not a readable citytwin database ({exc}); restore it from a backup "
+            "or create a new workspace with `twin init`"
+        ) from None
+    if mode.lower() != "wal":  # pragma: no cover - only on file systems without shared memory
+        conn.close()
+        raise StoreCorruptError(f"{path} cannot use WAL mode (got {mode!r}); keep the "
+                                "workspace on a local disk")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables of a new workspace database."""
+    with write_transaction(conn, timeout=0.0):
+        # One statement at a time: executescript() would commit the open transaction.
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database of another layout or version.
+
+    Raises
+    ------
+    StoreCorruptError
+        When the database is damaged, empty, or from a newer citytwin.
+    """
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(f"{path} is damaged ({exc}); restore it from a backup") from None
+    if version > SCHEMA_VERSION:
+        raise StoreCorruptError(f"{path} was written by a newer citytwin (database layout "
+                                f"{version}, this one reads {SCHEMA_VERSION}); upgrade citytwin")
+    missing = {"layers", "layer_versions", "audit"} - tables
+    if version < 1 or missing:
+        raise StoreCorruptError(f"{path} is not a citytwin database (missing tables: "
+                                f"{', '.join(sorted(missing)) or 'none'}); restore it from a "
+                                "backup or create a new workspace with `twin init`")
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection, *, timeout: float) -> Iterator[sqlite3.Connection]:
+    """Run the block in one ``BEGIN IMMEDIATE`` transaction; roll back on any error.
+
+    Raises
+    ------
+    StoreBusyError
+        When another process kept the write lock for longer than ``timeout`` seconds.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            raise _busy(Path(conn.execute("PRAGMA database_list").fetchone()[2]),
+                        timeout) from None
+        raise
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:  # pragma: no cover - rare: checkpoint contention
+        conn.execute("ROLLBACK")
+        if _is_busy(exc):
+            raise _busy(Path("twin.db"), timeout) from None
+        raise
+
+
+def _is_busy(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _busy(path: Path, timeout: float) -> StoreBusyError:
+    return StoreBusyError(
+        f"the workspace database {path} stayed busy for {timeout:g} s because another "
+        "process was writing to it; nothing was changed, run the command again (or raise "
+        "store.busy_timeout_s in twin.toml)"
+    )

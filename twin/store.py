@@ -1,0 +1,611 @@
+"""The workspace store: a catalog of named, versioned layers on disk.
+
+A workspace is a directory::
+
+    twin.toml            configuration (see twin/defaults.toml)
+    twin.db              SQLite catalog in WAL mode: layers, versions, audit log
+    layers/NAME/*.parquet  immutable GeoParquet (or Parquet) files, one per layer version
+    tmp/                 files of publishes in progress
+    .publish.lock        coordinates publishers with the cleanup of crashed publishes
+
+Publishing is atomic. The file is written under ``tmp/``, fsynced, renamed into ``layers/``
+(and the directory fsynced), then one transaction adds the version row and makes it current.
+A crash before the commit leaves the previous version current; the orphaned file is removed the
+next time the workspace is opened. Publishers hold a shared lock on ``.publish.lock`` for the
+whole protocol and the cleanup takes it exclusively without waiting, so a cleanup never removes
+the files of a publish that is still running in another process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from twin import db
+from twin.config import Config, load_config, render_config
+from twin.errors import (
+    KindMismatchError,
+    LayerNotFoundError,
+    SchemaError,
+    StoreCorruptError,
+    VersionNotFoundError,
+    WorkspaceExistsError,
+    WorkspaceNotFoundError,
+)
+from twin.schema import get_kind, schema_problems
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+
+__all__ = ["LayerInfo", "LayerVersion", "Workspace"]
+
+CONFIG_NAME = "twin.toml"
+DB_NAME = "twin.db"
+LOCK_NAME = ".publish.lock"
+_LAYER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    """One immutable version of a layer, as recorded in the catalog."""
+
+    layer: str
+    version: int
+    kind: str
+    file: str
+    format: str
+    file_sha256: str
+    file_bytes: int
+    source_name: str | None
+    source_sha256: str | None
+    source_crs: str | None
+    row_count: int
+    bounds: tuple[float, float, float, float] | None
+    created_at: str
+    author: str
+    note: str
+    current: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dictionary."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer and its current version."""
+
+    name: str
+    kind: str
+    current_version: int
+    versions: int
+    created_at: str
+    updated_at: str
+    current: LayerVersion
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dictionary."""
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _default_author() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in containers without /etc/passwd entries
+        return "unknown"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Workspace:
+    """An open citytwin workspace.
+
+    Create one with :meth:`init`, open an existing one with :meth:`open`. Every method opens
+    its own short-lived database connection, so one ``Workspace`` may be shared by threads and
+    several processes may use the same directory at once.
+    """
+
+    def __init__(self, root: Path, config: Config) -> None:
+        self.root = root
+        self.config = config
+        #: Leftover files of interrupted publishes removed when the workspace was opened.
+        self.recovered: list[str] = []
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        """``twin.toml``."""
+        return self.root / CONFIG_NAME
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite catalog."""
+        return self.root / DB_NAME
+
+    @property
+    def layers_dir(self) -> Path:
+        """Directory of the immutable layer files."""
+        return self.root / "layers"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Directory of publishes in progress."""
+        return self.root / "tmp"
+
+    # -- creating and opening ------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], name: str, *, name_en: str = "",
+             language: str = "zh",
+             bbox: tuple[float, float, float, float] | None = None) -> Workspace:
+        """Create a new workspace at ``path`` (which must not exist or be empty).
+
+        The workspace is built in a hidden sibling directory and renamed into place, so an
+        interrupted ``init`` leaves nothing behind.
+
+        Raises
+        ------
+        WorkspaceExistsError
+            When ``path`` is a file or a non-empty directory.
+        ConfigError
+            For an invalid name, language or bounding box.
+        """
+        root = Path(path).absolute()
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            what = "a workspace" if (root / CONFIG_NAME).exists() else (
+                "a non-empty directory" if root.is_dir() else "a file")
+            raise WorkspaceExistsError(
+                f"{root} is already {what}; choose a new path or an empty directory")
+        text = render_config(name, name_en=name_en, language=language, bbox=bbox)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = root.parent / f".{root.name}.init-{secrets.token_hex(4)}"
+        try:
+            staging.mkdir()
+            (staging / "layers").mkdir()
+            (staging / "tmp").mkdir()
+            (staging / LOCK_NAME).touch()
+            (staging / CONFIG_NAME).write_text(text, encoding="utf-8")
+            conn = db.connect(staging / DB_NAME, timeout=0.0)
+            try:
+                db.create_schema(conn)
+                _audit(conn, actor=_default_author(), action="init", target=str(root),
+                       detail={"name": name})
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+            for leftover in ("-wal", "-shm"):
+                (staging / (DB_NAME + leftover)).unlink(missing_ok=True)
+            _fsync_dir(staging)
+            if root.exists():
+                root.rmdir()
+            staging.rename(root)
+            _fsync_dir(root.parent)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return cls.open(root)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Workspace:
+        """Open an existing workspace and clean up after interrupted publishes.
+
+        Raises
+        ------
+        WorkspaceNotFoundError
+            When ``path`` is not a workspace.
+        ConfigError
+            When ``twin.toml`` is invalid.
+        StoreCorruptError
+            When the database is missing or damaged.
+        """
+        root = Path(path).absolute()
+        if not root.is_dir():
+            raise WorkspaceNotFoundError(
+                f"no workspace at {root}: the directory does not exist; create one with "
+                f"`twin init {path} --name NAME`")
+        if not (root / CONFIG_NAME).is_file():
+            raise WorkspaceNotFoundError(
+                f"{root} is not a citytwin workspace (it has no {CONFIG_NAME}); create one "
+                f"with `twin init PATH --name NAME` or give the right path")
+        config = load_config(root / CONFIG_NAME)
+        if not (root / DB_NAME).is_file():
+            raise StoreCorruptError(
+                f"the workspace database {root / DB_NAME} is missing; restore it from a backup "
+                "(the layer files under layers/ are kept)")
+        ws = cls(root, config)
+        for sub in (ws.layers_dir, ws.tmp_dir):
+            sub.mkdir(exist_ok=True)
+        with ws._connect() as conn:
+            db.check_schema(conn, ws.db_path)
+        ws.recovered = ws.recover()
+        return ws
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = db.connect(self.db_path, timeout=self.config.busy_timeout_s)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _publish_lock(self, *, exclusive: bool) -> Iterator[bool]:
+        """Hold the publish lock; exclusive requests do not wait and yield whether they got it."""
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def recover(self) -> list[str]:
+        """Remove the leftovers of publishes that crashed; return what was removed.
+
+        Runs only when no publish is in progress in any process (it does not wait for one).
+        """
+        removed: list[str] = []
+        with self._publish_lock(exclusive=True) as free:
+            if not free:
+                return removed
+            for leftover in sorted(self.tmp_dir.iterdir()):
+                _remove(leftover)
+                removed.append(leftover.relative_to(self.root).as_posix())
+            with self._connect() as conn:
+                referenced = {r[0] for r in conn.execute("SELECT file FROM layer_versions")}
+            for file in sorted(self.layers_dir.glob("*/*")):
+                rel = file.relative_to(self.root).as_posix()
+                if rel not in referenced:
+                    _remove(file)
+                    removed.append(rel)
+        return removed
+
+    # -- reading the catalog -------------------------------------------------------------
+    def layers(self) -> list[LayerInfo]:
+        """Return every layer with its current version, by name."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT l.*, (SELECT COUNT(*) FROM layer_versions v WHERE v.layer = l.name) "
+                "AS n FROM layers l ORDER BY l.name").fetchall()
+            return [LayerInfo(name=r["name"], kind=r["kind"],
+                              current_version=r["current_version"], versions=r["n"],
+                              created_at=r["created_at"], updated_at=r["updated_at"],
+                              current=self._version(conn, r["name"], r["current_version"]))
+                    for r in rows]
+
+    def versions(self, name: str) -> list[LayerVersion]:
+        """Return every version of layer ``name``, oldest first.
+
+        Raises
+        ------
+        LayerNotFoundError
+            When there is no such layer.
+        """
+        with self._connect() as conn:
+            current = self._current(conn, name)
+            rows = conn.execute("SELECT * FROM layer_versions WHERE layer = ? ORDER BY version",
+                                (name,)).fetchall()
+            return [_row_to_version(r, current) for r in rows]
+
+    def version(self, name: str, version: int | None = None) -> LayerVersion:
+        """Return the catalog entry of one version (the current one by default)."""
+        with self._connect() as conn:
+            return self._version(conn, name, version)
+
+    def _current(self, conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT current_version FROM layers WHERE name = ?",
+                           (name,)).fetchone()
+        if row is None:
+            known = [r[0] for r in conn.execute("SELECT name FROM layers ORDER BY name")]
+            raise LayerNotFoundError(_unknown_layer_message(name, known))
+        return row[0]
+
+    def _version(self, conn: sqlite3.Connection, name: str,
+                 version: int | None) -> LayerVersion:
+        current = self._current(conn, name)
+        wanted = current if version is None else version
+        row = conn.execute("SELECT * FROM layer_versions WHERE layer = ? AND version = ?",
+                           (name, wanted)).fetchone()
+        if row is None:
+            have = [r[0] for r in conn.execute(
+                "SELECT version FROM layer_versions WHERE layer = ? ORDER BY version", (name,))]
+            raise VersionNotFoundError(
+                f"layer {name!r} has no version {wanted}; it has versions "
+                f"{_ranges(have)}; see `twin layers versions WORKSPACE {name}`")
+        return _row_to_version(row, current)
+
+    def read(self, name: str, version: int | None = None) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Read a version of a layer (the current one by default).
+
+        Returns a GeoDataFrame in EPSG:4326 for geometry layers, a DataFrame for tables.
+
+        Raises
+        ------
+        LayerNotFoundError, VersionNotFoundError
+            When the layer or version does not exist.
+        StoreCorruptError
+            When the version's file is missing or unreadable.
+        """
+        entry = self.version(name, version)
+        path = self.root / entry.file
+        if not path.is_file():
+            raise StoreCorruptError(
+                f"the file of layer {name!r} version {entry.version} is missing ({path}); "
+                "restore it from a backup or roll back to another version")
+        try:
+            if entry.format == "geoparquet":
+                import geopandas as gpd
+
+                return gpd.read_parquet(path)
+            import pandas as pd
+
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise StoreCorruptError(
+                f"the file of layer {name!r} version {entry.version} is unreadable ({path}: "
+                f"{exc}); restore it from a backup or roll back to another version") from None
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the newest ``limit`` audit rows, newest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?",
+                                (limit,)).fetchall()
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    # -- writing -------------------------------------------------------------------------
+    def publish(self, name: str, kind: str, frame: pd.DataFrame, *,
+                source_name: str | None = None, source_sha256: str | None = None,
+                source_crs: str | None = None, author: str | None = None,
+                note: str = "") -> LayerVersion:
+        """Publish ``frame`` as the new current version of layer ``name``.
+
+        Parameters
+        ----------
+        name
+            Layer name: lowercase letters, digits, ``_`` and ``-``, starting with a letter.
+        kind
+            Canonical kind (see :mod:`twin.schema`); a layer keeps its kind for life.
+        frame
+            A GeoDataFrame in EPSG:4326, or a DataFrame for table kinds such as stocks.
+        source_name, source_sha256, source_crs
+            Provenance: the source file's name, its SHA-256 and its original CRS.
+        author, note
+            Who publishes and why; recorded in the catalog and the audit log.
+
+        Returns
+        -------
+        LayerVersion
+            The new version, already current.
+
+        Raises
+        ------
+        SchemaError
+            When the name is malformed or the frame does not fit the kind's schema.
+        KindMismatchError
+            When the layer exists with another kind.
+        StoreBusyError
+            When another process kept the database busy; nothing was changed.
+        """
+        import geopandas as gpd
+
+        _check_layer_name(name)
+        spec = get_kind(kind)
+        is_geo = isinstance(frame, gpd.GeoDataFrame)
+        if is_geo:
+            geom_types = frame.geom_type.value_counts(dropna=True).to_dict()
+            columns = [c for c in frame.columns if c != frame.geometry.name]
+        else:
+            geom_types, columns = None, list(frame.columns)
+        problems = schema_problems(spec, columns, geom_types, frame.crs if is_geo else None)
+        if problems:
+            raise SchemaError(f"cannot publish layer {name!r}: " + "; ".join(problems))
+        author = author or _default_author()
+        bounds = tuple(float(v) for v in frame.total_bounds) if is_geo and len(frame) else None
+        if bounds is not None and not all(map(math.isfinite, bounds)):
+            raise SchemaError(f"cannot publish layer {name!r}: its geometries have non-finite "
+                              "coordinates; drop or repair them first")
+
+        token = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+        part = self.tmp_dir / f"{token}.parquet.part"
+        final_dir = self.layers_dir / name
+        final = final_dir / f"{token}.parquet"
+        rel = final.relative_to(self.root).as_posix()
+        with self._publish_lock(exclusive=False):
+            committed = False
+            try:
+                with open(part, "xb") as fh:
+                    _write_parquet(frame, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                file_sha256, file_bytes = _sha256(part), part.stat().st_size
+                final_dir.mkdir(exist_ok=True)
+                part.replace(final)
+                _fsync_dir(final_dir)
+                with self._connect() as conn, db.write_transaction(
+                        conn, timeout=self.config.busy_timeout_s):
+                    version = self._insert_version(
+                        conn, name=name, kind=kind, file=rel,
+                        fmt="geoparquet" if is_geo else "parquet", file_sha256=file_sha256,
+                        file_bytes=file_bytes, source_name=source_name,
+                        source_sha256=source_sha256, source_crs=source_crs,
+                        row_count=len(frame), bounds=bounds, author=author, note=note)
+                committed = True
+            finally:
+                if not committed:
+                    part.unlink(missing_ok=True)
+                    final.unlink(missing_ok=True)
+        return self.version(name, version)
+
+    def _insert_version(self, conn: sqlite3.Connection, *, name: str, kind: str, file: str,
+                        fmt: str, file_sha256: str, file_bytes: int, source_name: str | None,
+                        source_sha256: str | None, source_crs: str | None, row_count: int,
+                        bounds: tuple[float, ...] | None, author: str, note: str) -> int:
+        now = _now()
+        row = conn.execute("SELECT kind FROM layers WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] != kind:
+            raise KindMismatchError(
+                f"layer {name!r} holds {row[0]}, not {kind}; publish under another name")
+        version = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM layer_versions "
+                               "WHERE layer = ?", (name,)).fetchone()[0]
+        if row is None:
+            conn.execute("INSERT INTO layers (name, kind, current_version, created_at, "
+                         "updated_at) VALUES (?, ?, ?, ?, ?)", (name, kind, version, now, now))
+        minx, miny, maxx, maxy = bounds if bounds is not None else (None,) * 4
+        conn.execute(
+            "INSERT INTO layer_versions (layer, version, kind, file, format, file_sha256, "
+            "file_bytes, source_name, source_sha256, source_crs, row_count, minx, miny, maxx, "
+            "maxy, created_at, author, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (name, version, kind, file, fmt, file_sha256, file_bytes, source_name,
+             source_sha256, source_crs, row_count, minx, miny, maxx, maxy, now, author, note))
+        conn.execute("UPDATE layers SET current_version = ?, updated_at = ? WHERE name = ?",
+                     (version, now, name))
+        _audit(conn, actor=author, action="publish", target=f"{name}@{version}",
+               detail={"kind": kind, "rows": row_count, "source": source_name, "note": note})
+        return version
+
+    def rollback(self, name: str, version: int, *, author: str | None = None,
+                 note: str = "") -> LayerVersion:
+        """Make an earlier (or any existing) version of ``name`` current again.
+
+        No version is deleted: rolling forward again is another rollback.
+
+        Raises
+        ------
+        LayerNotFoundError, VersionNotFoundError
+            When the layer or version does not exist.
+        """
+        author = author or _default_author()
+        with self._connect() as conn, db.write_transaction(
+                conn, timeout=self.config.busy_timeout_s):
+            previous = self._current(conn, name)
+            target = self._version(conn, name, version)
+            conn.execute("UPDATE layers SET current_version = ?, updated_at = ? WHERE name = ?",
+                         (target.version, _now(), name))
+            _audit(conn, actor=author, action="rollback", target=f"{name}@{target.version}",
+                   detail={"from": previous, "note": note})
+        return self.version(name)
+
+    # -- checking ------------------------------------------------------------------------
+    def check(self, *, hashes: bool = True) -> list[str]:
+        """Return every integrity problem of the workspace (empty when it is sound).
+
+        Checks ``PRAGMA integrity_check``, that every version's file exists with its recorded
+        size (and SHA-256 when ``hashes``), and that every layer's current version exists.
+        """
+        problems = []
+        with self._connect() as conn:
+            result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            if result != ["ok"]:
+                problems.extend(f"database: {r}" for r in result)
+            for r in conn.execute("SELECT l.name, l.current_version FROM layers l WHERE NOT "
+                                  "EXISTS (SELECT 1 FROM layer_versions v WHERE v.layer = "
+                                  "l.name AND v.version = l.current_version)"):
+                problems.append(f"layer {r[0]!r}: current version {r[1]} does not exist")
+            rows = conn.execute("SELECT layer, version, file, file_bytes, file_sha256 "
+                                "FROM layer_versions ORDER BY layer, version").fetchall()
+        for r in rows:
+            path = self.root / r["file"]
+            where = f"layer {r['layer']!r} version {r['version']}"
+            if not path.is_file():
+                problems.append(f"{where}: file {r['file']} is missing")
+            elif path.stat().st_size != r["file_bytes"]:
+                problems.append(f"{where}: file {r['file']} has {path.stat().st_size} bytes, "
+                                f"expected {r['file_bytes']}")
+            elif hashes and _sha256(path) != r["file_sha256"]:
+                problems.append(f"{where}: file {r['file']} has been modified (SHA-256 differs)")
+        return problems
+
+
+def _write_parquet(frame: pd.DataFrame, fh: BinaryIO) -> None:
+    """Write ``frame`` to an open file: GeoParquet for a GeoDataFrame, Parquet otherwise."""
+    frame.to_parquet(fh, index=False, compression="zstd")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _audit(conn: sqlite3.Connection, *, actor: str, action: str, target: str,
+           detail: dict[str, Any]) -> None:
+    conn.execute("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                 (_now(), actor, action, target, json.dumps(detail, ensure_ascii=False)))
+
+
+def _row_to_version(row: sqlite3.Row, current: int) -> LayerVersion:
+    bounds = None if row["minx"] is None else (row["minx"], row["miny"], row["maxx"], row["maxy"])
+    return LayerVersion(
+        layer=row["layer"], version=row["version"], kind=row["kind"], file=row["file"],
+        format=row["format"], file_sha256=row["file_sha256"], file_bytes=row["file_bytes"],
+        source_name=row["source_name"], source_sha256=row["source_sha256"],
+        source_crs=row["source_crs"], row_count=row["row_count"], bounds=bounds,
+        created_at=row["created_at"], author=row["author"], note=row["note"],
+        current=row["version"] == current)
+
+
+def _check_layer_name(name: str) -> None:
+    if not _LAYER_NAME.match(name):
+        suggestion = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).strip("_-") or "layer"
+        if not suggestion[0].isalpha():
+            suggestion = f"layer_{suggestion}"
+        raise SchemaError(
+            f"layer name {name!r} is not allowed: use lowercase letters, digits, '_' and '-', "
+            f"starting with a letter, at most 63 characters (e.g. {suggestion[:63]!r})")
+
+
+def _unknown_layer_message(name: str, known: list[str]) -> str:
+    import difflib
+
+    hint = difflib.get_close_matches(name, known, n=1)
+    if hint:
+        return f"no layer named {name!r}; did you mean {hint[0]!r}?"
+    if known:
+        return f"no layer named {name!r}; the layers are {', '.join(known)}"
+    return f"no layer named {name!r}; the workspace has no layers yet (load one with ingest)"
+
+
+def _ranges(values: list[int]) -> str:
+    if not values:
+        return "none"
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}" if len(values) > 1 else str(values[0])
+    return ", ".join(map(str, values))
+
+
