@@ -113,7 +113,11 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 @contextmanager
 def step_progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int, str], None]]:
-    """Yield an ``on_step(i, n, name)`` callback that draws a progress bar on stderr."""
+    """Yield an ``on_step(i, n, name)`` callback that draws a progress bar on stderr.
+
+    ``i`` counts steps from 1 and is reported as each step starts; off a terminal each step
+    is one line instead of a bar.
+    """
     state: dict[str, Any] = {"bar": None, "done": 0}
     show = enabled and sys.stderr.isatty()
 
@@ -121,15 +125,14 @@ def step_progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, i
         if not enabled:
             return
         if not show:
-            click.echo(f"{label}: {name} ({i + 1}/{n})", err=True)
+            click.echo(f"{label}: {name} ({i}/{n})", err=True)
             return
         if state["bar"] is None:
             state["bar"] = click.progressbar(length=n, label=label, file=sys.stderr,
                                              show_pos=True, item_show_func=lambda s: s)
             state["bar"].__enter__()
-        bar = state["bar"]
-        bar.update(i - state["done"], name)
-        state["done"] = i
+        state["bar"].update(i - 1 - state["done"], name)
+        state["done"] = i - 1
 
     try:
         yield on_step
