@@ -34,11 +34,14 @@ def test_demo_builds_source_and_workspace_and_is_rerunnable(tmp_path: Path) -> N
     manifest = json.loads((tmp_path / "demo" / "source" / "manifest.json").read_text("utf-8"))
     assert data["totals"] == manifest["totals"]
 
+    assert {r["status"] for r in data["ingest"]} == {"published"}
     ws = run_twin("layers", "list", data["workspace"], "--json")
-    assert ws.returncode == 0 and json.loads(ws.stdout) == []
+    assert ws.returncode == 0
+    assert len(json.loads(ws.stdout)) == len(manifest["files"])
     toml = (Path(data["workspace"]) / "twin.toml").read_text(encoding="utf-8")
     assert 'name = "示范市"' in toml and "bbox = [" in toml
 
     second = run_twin("demo", str(tmp_path / "demo"), "--size", "small")
     assert second.returncode == 0, second.stderr
     assert "reused" in second.stdout and "示范市" in second.stdout
+    assert "unchanged" in second.stdout and "published" not in second.stdout

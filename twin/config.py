@@ -173,6 +173,11 @@ class Config:
         return tuple(self.data["grid"]["rollups"])
 
     @property
+    def ingest_limits(self) -> dict[str, float]:
+        """The ``[ingest]`` limits."""
+        return dict(self.data["ingest"])
+
+    @property
     def busy_timeout_s(self) -> float:
         """Seconds a writer waits for the database."""
         return float(self.data["store"]["busy_timeout_s"])
@@ -282,6 +287,14 @@ def _check_values(cfg: dict[str, Any]) -> list[str]:
 
     if cfg["store"]["busy_timeout_s"] <= 0:
         problems.append("'store.busy_timeout_s' must be positive")
+
+    ingest = cfg["ingest"]
+    for key, value in ingest.items():
+        if key == "min_inside_share":
+            if not 0 <= value <= 1:
+                problems.append(f"'ingest.min_inside_share' must be between 0 and 1, got {value}")
+        elif value <= 0:
+            problems.append(f"'ingest.{key}' must be positive, got {value}")
 
     risk = cfg["risk"]
     weights = risk["weights"]

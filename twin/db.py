@@ -40,12 +40,14 @@ CREATE TABLE layer_versions (
     source_sha256 TEXT,
     source_crs    TEXT,
     row_count     INTEGER NOT NULL,
+    content_key   TEXT,
     minx REAL, miny REAL, maxx REAL, maxy REAL,
     created_at    TEXT NOT NULL,
     author        TEXT NOT NULL,
     note          TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (layer, version)
 );
+CREATE INDEX layer_versions_content ON layer_versions (layer, content_key);
 CREATE TABLE audit (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     at     TEXT NOT NULL,

@@ -34,6 +34,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "crs": ("坐标系", "CRS"),
     "encoding": ("编码", "encoding"),
     "coords": ("坐标偏移", "coordinate offset"),
+    "status": ("状态", "status"),
+    "errors": ("错误", "errors"),
+    "warnings": ("警告", "warnings"),
+    "seconds": ("秒", "seconds"),
 }
 
 

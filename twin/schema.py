@@ -40,6 +40,8 @@ class Kind:
     geometry: frozenset[str]
     required: tuple[Field, ...]
     optional: tuple[Field, ...] = field(default=())
+    #: Whether a version may be a raster (GeoTIFF) instead of a table.
+    raster: bool = False
 
     @property
     def fields(self) -> tuple[Field, ...]:
@@ -81,7 +83,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
           Field("capacity_unit", "str", "容量单位", "capacity unit"))),
     Kind("population", "人口", "population", frozenset({"point", "polygon", "none"}),
          (Field("persons", "float", "常住人口", "residents", "persons"),),
-         (*_GROUPS, Field("community_code", "str", "社区代码", "community code"))),
+         (*_GROUPS, Field("community_code", "str", "社区代码", "community code")),
+         raster=True),
     Kind("cases", "病例", "cases", frozenset({"point"}),
          (Field("id", "str", "编号", "pseudonymous id"),
           Field("report_date", "date", "报告日期", "report date"),

@@ -28,7 +28,7 @@ import re
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,13 +46,13 @@ from twin.errors import (
     WorkspaceExistsError,
     WorkspaceNotFoundError,
 )
-from twin.schema import get_kind, schema_problems
+from twin.schema import KINDS, get_kind, schema_problems
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["LayerInfo", "LayerVersion", "Workspace"]
+__all__ = ["LayerInfo", "LayerVersion", "Workspace", "check_layer_name"]
 
 CONFIG_NAME = "twin.toml"
 DB_NAME = "twin.db"
@@ -62,7 +62,10 @@ _LAYER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 @dataclass(frozen=True)
 class LayerVersion:
-    """One immutable version of a layer, as recorded in the catalog."""
+    """One immutable version of a layer, as recorded in the catalog.
+
+    ``row_count`` is the number of records of a table, or of pixels of a raster.
+    """
 
     layer: str
     version: int
@@ -76,6 +79,7 @@ class LayerVersion:
     source_crs: str | None
     row_count: int
     bounds: tuple[float, float, float, float] | None
+    content_key: str | None
     created_at: str
     author: str
     note: str
@@ -362,6 +366,9 @@ class Workspace:
             When the version's file is missing or unreadable.
         """
         entry = self.version(name, version)
+        if entry.format == "geotiff":
+            raise SchemaError(f"layer {name!r} version {entry.version} is a raster; open its "
+                              "file from Workspace.raster_path")
         path = self.root / entry.file
         if not path.is_file():
             raise StoreCorruptError(
@@ -390,8 +397,8 @@ class Workspace:
     # -- writing -------------------------------------------------------------------------
     def publish(self, name: str, kind: str, frame: pd.DataFrame, *,
                 source_name: str | None = None, source_sha256: str | None = None,
-                source_crs: str | None = None, author: str | None = None,
-                note: str = "") -> LayerVersion:
+                source_crs: str | None = None, content_key: str | None = None,
+                author: str | None = None, note: str = "") -> LayerVersion:
         """Publish ``frame`` as the new current version of layer ``name``.
 
         Parameters
@@ -404,6 +411,9 @@ class Workspace:
             A GeoDataFrame in EPSG:4326, or a DataFrame for table kinds such as stocks.
         source_name, source_sha256, source_crs
             Provenance: the source file's name, its SHA-256 and its original CRS.
+        content_key
+            A key of the source content and the options it was read with; see
+            :meth:`find_content`.
         author, note
             Who publishes and why; recorded in the catalog and the audit log.
 
@@ -423,7 +433,7 @@ class Workspace:
         """
         import geopandas as gpd
 
-        _check_layer_name(name)
+        check_layer_name(name)
         spec = get_kind(kind)
         is_geo = isinstance(frame, gpd.GeoDataFrame)
         if is_geo:
@@ -434,22 +444,105 @@ class Workspace:
         problems = schema_problems(spec, columns, geom_types, frame.crs if is_geo else None)
         if problems:
             raise SchemaError(f"cannot publish layer {name!r}: " + "; ".join(problems))
-        author = author or _default_author()
         bounds = tuple(float(v) for v in frame.total_bounds) if is_geo and len(frame) else None
         if bounds is not None and not all(map(math.isfinite, bounds)):
             raise SchemaError(f"cannot publish layer {name!r}: its geometries have non-finite "
                               "coordinates; drop or repair them first")
+        return self._publish(
+            name, kind, lambda fh: _write_parquet(frame, fh), suffix=".parquet",
+            fmt="geoparquet" if is_geo else "parquet", row_count=len(frame), bounds=bounds,
+            source_name=source_name, source_sha256=source_sha256, source_crs=source_crs,
+            content_key=content_key, author=author, note=note)
 
+    def publish_raster(self, name: str, kind: str, path: str | os.PathLike[str], *,
+                       source_name: str | None = None, source_sha256: str | None = None,
+                       source_crs: str | None = None, content_key: str | None = None,
+                       author: str | None = None, note: str = "") -> LayerVersion:
+        """Publish a GeoTIFF as the new current version of raster layer ``name``.
+
+        The file is copied as it is and keeps its own CRS: resampling it to EPSG:4326 would
+        change the totals it holds, so fusion reads it in its native grid.
+
+        Raises
+        ------
+        SchemaError
+            When the kind takes no rasters or the file is not a georeferenced GeoTIFF.
+        """
+        import rasterio
+        from rasterio.warp import transform_bounds
+
+        check_layer_name(name)
+        spec = get_kind(kind)
+        if not spec.raster:
+            raise SchemaError(f"kind {kind!r} takes no rasters; rasters are accepted for "
+                              + ", ".join(k for k, v in KINDS.items() if v.raster))
+        path = Path(path)
+        try:
+            with rasterio.open(path) as src:
+                if src.driver != "GTiff" or src.crs is None:
+                    raise SchemaError(f"cannot publish raster layer {name!r}: {path.name} is not "
+                                      "a georeferenced GeoTIFF")
+                bounds = tuple(float(v) for v in transform_bounds(src.crs, "EPSG:4326",
+                                                                  *src.bounds))
+                pixels = src.width * src.height
+        except rasterio.errors.RasterioError as exc:
+            raise SchemaError(f"cannot publish raster layer {name!r}: {exc}") from None
+
+        def copy(fh: BinaryIO) -> None:
+            with open(path, "rb") as src_fh:
+                shutil.copyfileobj(src_fh, fh, 1 << 20)
+
+        return self._publish(
+            name, kind, copy, suffix=".tif", fmt="geotiff", row_count=pixels, bounds=bounds,
+            source_name=source_name, source_sha256=source_sha256, source_crs=source_crs,
+            content_key=content_key, author=author, note=note)
+
+    def raster_path(self, name: str, version: int | None = None) -> Path:
+        """Return the GeoTIFF file of a raster layer version (the current one by default).
+
+        Raises
+        ------
+        SchemaError
+            When the version is not a raster.
+        StoreCorruptError
+            When the file is missing.
+        """
+        entry = self.version(name, version)
+        if entry.format != "geotiff":
+            raise SchemaError(f"layer {name!r} version {entry.version} is a table, not a "
+                              "raster; read it with Workspace.read")
+        path = self.root / entry.file
+        if not path.is_file():
+            raise StoreCorruptError(
+                f"the file of layer {name!r} version {entry.version} is missing ({path}); "
+                "restore it from a backup or roll back to another version")
+        return path
+
+    def find_content(self, name: str, content_key: str) -> LayerVersion | None:
+        """Return the newest version of ``name`` published with ``content_key``, if any."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT version FROM layer_versions WHERE layer = ? AND "
+                               "content_key = ? ORDER BY version DESC LIMIT 1",
+                               (name, content_key)).fetchone()
+            return None if row is None else self._version(conn, name, row[0])
+
+    def _publish(self, name: str, kind: str, write: Callable[[BinaryIO], None], *,
+                 suffix: str, fmt: str, row_count: int,
+                 bounds: tuple[float, ...] | None, source_name: str | None,
+                 source_sha256: str | None, source_crs: str | None,
+                 content_key: str | None, author: str | None, note: str) -> LayerVersion:
+        """The atomic protocol: write temp, fsync, rename, fsync dir, one transaction."""
+        author = author or _default_author()
         token = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
-        part = self.tmp_dir / f"{token}.parquet.part"
+        part = self.tmp_dir / f"{token}{suffix}.part"
         final_dir = self.layers_dir / name
-        final = final_dir / f"{token}.parquet"
+        final = final_dir / f"{token}{suffix}"
         rel = final.relative_to(self.root).as_posix()
         with self._publish_lock(exclusive=False):
             committed = False
             try:
                 with open(part, "xb") as fh:
-                    _write_parquet(frame, fh)
+                    write(fh)
                     fh.flush()
                     os.fsync(fh.fileno())
                 file_sha256, file_bytes = _sha256(part), part.stat().st_size
@@ -459,11 +552,11 @@ class Workspace:
                 with self._connect() as conn, db.write_transaction(
                         conn, timeout=self.config.busy_timeout_s):
                     version = self._insert_version(
-                        conn, name=name, kind=kind, file=rel,
-                        fmt="geoparquet" if is_geo else "parquet", file_sha256=file_sha256,
-                        file_bytes=file_bytes, source_name=source_name,
-                        source_sha256=source_sha256, source_crs=source_crs,
-                        row_count=len(frame), bounds=bounds, author=author, note=note)
+                        conn, name=name, kind=kind, file=rel, fmt=fmt,
+                        file_sha256=file_sha256, file_bytes=file_bytes,
+                        source_name=source_name, source_sha256=source_sha256,
+                        source_crs=source_crs, content_key=content_key, row_count=row_count,
+                        bounds=bounds, author=author, note=note)
                 committed = True
             finally:
                 if not committed:
@@ -473,7 +566,8 @@ class Workspace:
 
     def _insert_version(self, conn: sqlite3.Connection, *, name: str, kind: str, file: str,
                         fmt: str, file_sha256: str, file_bytes: int, source_name: str | None,
-                        source_sha256: str | None, source_crs: str | None, row_count: int,
+                        source_sha256: str | None, source_crs: str | None,
+                        content_key: str | None, row_count: int,
                         bounds: tuple[float, ...] | None, author: str, note: str) -> int:
         now = _now()
         row = conn.execute("SELECT kind FROM layers WHERE name = ?", (name,)).fetchone()
@@ -488,10 +582,12 @@ class Workspace:
         minx, miny, maxx, maxy = bounds if bounds is not None else (None,) * 4
         conn.execute(
             "INSERT INTO layer_versions (layer, version, kind, file, format, file_sha256, "
-            "file_bytes, source_name, source_sha256, source_crs, row_count, minx, miny, maxx, "
-            "maxy, created_at, author, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "file_bytes, source_name, source_sha256, source_crs, row_count, content_key, minx, "
+            "miny, maxx, maxy, created_at, author, note) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (name, version, kind, file, fmt, file_sha256, file_bytes, source_name,
-             source_sha256, source_crs, row_count, minx, miny, maxx, maxy, now, author, note))
+             source_sha256, source_crs, row_count, content_key, minx, miny, maxx, maxy, now,
+             author, note))
         conn.execute("UPDATE layers SET current_version = ?, updated_at = ? WHERE name = ?",
                      (version, now, name))
         _audit(conn, actor=author, action="publish", target=f"{name}@{version}",
@@ -576,11 +672,12 @@ def _row_to_version(row: sqlite3.Row, current: int) -> LayerVersion:
         format=row["format"], file_sha256=row["file_sha256"], file_bytes=row["file_bytes"],
         source_name=row["source_name"], source_sha256=row["source_sha256"],
         source_crs=row["source_crs"], row_count=row["row_count"], bounds=bounds,
-        created_at=row["created_at"], author=row["author"], note=row["note"],
-        current=row["version"] == current)
+        content_key=row["content_key"], created_at=row["created_at"], author=row["author"],
+        note=row["note"], current=row["version"] == current)
 
 
-def _check_layer_name(name: str) -> None:
+def check_layer_name(name: str) -> None:
+    """Refuse a layer name that is not safe as a directory name (raises SchemaError)."""
     if not _LAYER_NAME.match(name):
         suggestion = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).strip("_-") or "layer"
         if not suggestion[0].isalpha():

@@ -68,11 +68,12 @@ def demo_data_cmd(out: Path, size: str, seed: int, overwrite: bool, as_json: boo
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @json_option
 def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
-    """Go from nothing to a demo workspace in one command.
+    """Go from nothing to a loaded demo workspace in one command.
 
     Writes the demo city's source files to DIRECTORY/source (kept when they already match the
-    size and seed) and creates the workspace DIRECTORY/workspace, then runs the pipeline as far
-    as it exists today. Running it again reuses what is there.
+    size and seed), creates the workspace DIRECTORY/workspace and ingests every file of the
+    manifest into it. Running it again reuses what is there (unchanged files are not loaded
+    twice).
     """
     source, ws_path = directory / "source", directory / "workspace"
     manifest_path = source / "manifest.json"
@@ -90,19 +91,26 @@ def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
     else:
         ws = Workspace.init(ws_path, city["name"], name_en=city.get("name_en", ""),
                             bbox=tuple(city["bbox"]))
+    from ingest import ingest_manifest
+
+    with step_progress("ingest", enabled=not as_json) as on_step:
+        reports = ingest_manifest(ws, manifest_path, author="demo", on_file=on_step)
+    refused = [r for r in reports if r.status == "refused"]
     layers = ws.layers()
     data = {"source": str(source), "generated": generated, "workspace": str(ws.root),
-            "totals": manifest["totals"], "layers": [layer.to_dict() for layer in layers]}
+            "totals": manifest["totals"], "ingest": [r.to_dict() for r in reports],
+            "layers": [layer.to_dict() for layer in layers]}
     emit(data, as_json, lambda: "\n".join([
         f"demo city 示范市 ({size}, seed {seed}): {_summary(manifest)}",
         f"source files 源数据: {source} ({'generated' if generated else 'reused'})",
-        "",
-        _files_table(manifest),
-        "",
         f"workspace 工作空间: {ws.root}",
-        f"layers 图层: {len(layers)} (loading the source files into the workspace is the next "
-        "pipeline stage, `twin ingest`)",
+        "",
+        table([(r.layer, r.kind, r.status, r.info.get("rows_kept", ""), len(r.warnings))
+               for r in reports], ["layer", "kind", "status", "rows", "warnings"]),
+        *[r.to_text() for r in refused],
     ]))
+    if refused:
+        raise SystemExit(1)
 
 
 def register(cli: click.Group) -> None:

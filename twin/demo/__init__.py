@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import secrets
 import shutil
 from collections.abc import Callable
@@ -473,7 +474,11 @@ def _generate(
         "city": {
             "name": "示范市",
             "name_en": "Demo City",
-            "bbox": [round(float(v), 6) for v in (olon.min(), olat.min(), olon.max(), olat.max())],
+            # Rounded outwards with a ~100 m margin, so that every feature lies inside it.
+            "bbox": [math.floor((olon.min() - 0.001) * 1e4) / 1e4,
+                     math.floor((olat.min() - 0.001) * 1e4) / 1e4,
+                     math.ceil((olon.max() + 0.001) * 1e4) / 1e4,
+                     math.ceil((olat.max() + 0.001) * 1e4) / 1e4],
             "centre": list(CENTRE_LONLAT),
             "size": p.name,
             "seed": seed,

@@ -1,0 +1,160 @@
+"""Vector files read through GDAL (pyogrio) or pyarrow: GeoJSON, Shapefile, GeoPackage,
+GeoParquet.
+
+Only paths inside the private staging directory reach these functions (see ``_staging``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+from pyproj import CRS
+
+from ingest.errors import LimitExceededError, ParseError
+from ingest.report import Report
+
+__all__ = ["RawLayer", "read_vector"]
+
+# Encodings tried, in order, for a shapefile without a .cpg and without --encoding.
+_SHAPEFILE_ENCODINGS = ("UTF-8", "GB18030")
+
+
+@dataclass
+class RawLayer:
+    """A layer as read from its source: raw column names, source CRS, 1-based record index."""
+
+    frame: pd.DataFrame
+    crs: CRS | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def read_vector(path: Path, fmt: str, *, source_name: str, layer: str | None,
+                encoding: str | None, limits: dict[str, float], report: Report) -> RawLayer:
+    """Read a staged vector file into a :class:`RawLayer`.
+
+    Parameters
+    ----------
+    path
+        The staged file (inside the private directory).
+    fmt
+        ``"geojson"``, ``"shapefile"``, ``"gpkg"`` or ``"geoparquet"``.
+    source_name
+        The user's file name, for messages.
+    layer
+        The layer to read from a multi-layer file (GeoPackage).
+    encoding
+        Text encoding of the attributes, when the file does not declare it.
+    limits
+        The ``[ingest]`` limits; ``max_features`` is enforced while reading.
+    report
+        Receives facts and problems.
+
+    Raises
+    ------
+    ParseError
+        When the file cannot be read, or a GeoPackage holds several layers and none was named.
+    LimitExceededError
+        When the layer has more features than ``ingest.max_features``.
+    """
+    max_features = int(limits["max_features"])
+    if fmt == "geoparquet":
+        frame = _read_geoparquet(path, source_name)
+        info: dict[str, Any] = {"driver": "GeoParquet (pyarrow)"}
+    else:
+        layer_name = _choose_layer(path, fmt, source_name, layer) if fmt == "gpkg" else None
+        frame, info = _read_ogr(path, fmt, source_name=source_name, layer=layer_name,
+                                encoding=encoding, max_rows=max_features + 1)
+    if len(frame) > max_features:
+        raise LimitExceededError(
+            f"{source_name} has more than {max_features:,} features, the limit "
+            "ingest.max_features in twin.toml; split the file or raise the limit")
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    crs = frame.crs if isinstance(frame, gpd.GeoDataFrame) else None
+    info["rows_read"] = len(frame)
+    report.info.update(info)
+    return RawLayer(frame=frame, crs=CRS.from_user_input(crs) if crs is not None else None,
+                    info=info)
+
+
+def _choose_layer(path: Path, fmt: str, source_name: str, layer: str | None) -> str:
+    try:
+        layers = [str(name) for name, _geom in pyogrio.list_layers(path)]
+    except pyogrio.errors.DataSourceError as exc:
+        detail = _gdal_message(exc, path, source_name)
+        raise ParseError(f"{source_name} is not a readable {fmt} file ({detail})") from None
+    if not layers:
+        raise ParseError(f"{source_name} holds no layers")
+    if layer is None:
+        if len(layers) == 1:
+            return layers[0]
+        raise ParseError(f"{source_name} holds {len(layers)} layers ({', '.join(layers)}); "
+                         "choose one with --layer NAME")
+    if layer not in layers:
+        raise ParseError(f"{source_name} has no layer {layer!r}; its layers are "
+                         f"{', '.join(layers)}")
+    return layer
+
+
+def _read_ogr(path: Path, fmt: str, *, source_name: str, layer: str | None,
+              encoding: str | None, max_rows: int) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    info: dict[str, Any] = {"driver": _DRIVERS[fmt]}
+    if layer is not None:
+        info["layer"] = layer
+    candidates: tuple[str | None, ...] = (encoding,)
+    if encoding is None and fmt == "shapefile" and not path.with_suffix(".cpg").exists():
+        candidates = _SHAPEFILE_ENCODINGS
+    last_error: Exception | None = None
+    for candidate in candidates:
+        try:
+            frame = pyogrio.read_dataframe(path, layer=layer, encoding=candidate,
+                                           max_features=max_rows, use_arrow=True)
+        except UnicodeDecodeError as exc:
+            last_error = exc
+            continue
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+                pyogrio.errors.FieldTypeError, pyogrio.errors.GeometryError,
+                pyogrio.errors.CRSError, OSError, ValueError) as exc:
+            detail = _gdal_message(exc, path, source_name)
+            raise ParseError(f"{source_name} is not a readable {_NAMES[fmt]} ({detail}); check "
+                             "that the file is complete and really of that format") from None
+        if candidate is not None:
+            info["encoding"] = candidate
+            if len(candidates) > 1:
+                info["encoding_guessed"] = True
+        elif fmt == "shapefile":
+            info["encoding"] = "from .cpg"
+        return frame, info
+    tried = ", ".join(c for c in candidates if c)
+    raise ParseError(f"the text of {source_name} is in none of the encodings tried ({tried}): "
+                     f"{last_error}; give the right one with --encoding, e.g. --encoding GBK")
+
+
+def _read_geoparquet(path: Path, source_name: str) -> gpd.GeoDataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError) as exc:
+        raise ParseError(f"{source_name} is not a readable Parquet file ({exc})") from None
+    if b"geo" not in metadata:
+        raise ParseError(f"{source_name} is Parquet without GeoParquet metadata (no 'geo' key), "
+                         "so its geometry column and CRS are unknown; export it as GeoParquet "
+                         "or as CSV with coordinate columns")
+    try:
+        return gpd.read_parquet(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ParseError(f"{source_name} is not a readable GeoParquet file ({exc})") from None
+
+
+def _gdal_message(exc: Exception, path: Path, source_name: str) -> str:
+    # GDAL messages name our private staging path; the user knows the file by its own name.
+    return str(exc).strip().replace(str(path), source_name)
+
+
+_DRIVERS = {"geojson": "GeoJSON", "shapefile": "ESRI Shapefile", "gpkg": "GPKG"}
+_NAMES = {"geojson": "GeoJSON file", "shapefile": "Shapefile", "gpkg": "GeoPackage"}
