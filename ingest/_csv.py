@@ -202,10 +202,11 @@ def _geometry(frame: pd.DataFrame, kind: Kind, chosen: dict[str, str], source_na
 
     if wkt and not (lon and lat):
         geometry = shapely.from_wkt(frame[wkt].to_numpy(dtype=object), on_invalid="ignore")
-        bad = frame.index[pd.isna(geometry) & (frame[wkt].str.strip() != "")]
-        if len(bad):
-            report.warning("bad_wkt", f"values of column {wkt!r} are not valid WKT; those rows "
-                           "have no geometry", rows=bad, field=wkt)
+        # Blank cells are left to the geometry stage ("empty_geometry"); bad WKT is dropped here.
+        unusable = (pd.isna(geometry) & (frame[wkt].str.strip() != "")).to_numpy()
+        if unusable.any():
+            report.warning("bad_wkt", f"rows whose {wkt!r} is not valid WKT have no geometry "
+                           "and are dropped", rows=frame.index[unusable], field=wkt)
         used = [wkt]
         report.info["geometry_from"] = wkt
     else:
@@ -218,13 +219,14 @@ def _geometry(frame: pd.DataFrame, kind: Kind, chosen: dict[str, str], source_na
             x_text, y_text = frame[lon], frame[lat]
             used = [lon, lat]
         x, y = _number(x_text), _number(y_text)
-        bad = frame.index[~(np.isfinite(x) & np.isfinite(y))]
-        if len(bad):
+        unusable = ~(np.isfinite(x) & np.isfinite(y))
+        if unusable.any():
             report.warning("bad_coordinates", f"rows without usable numbers in "
-                           f"{' / '.join(used)} get no geometry and are dropped", rows=bad)
-        geometry = shapely.points(x, y)
-        geometry[~(np.isfinite(x) & np.isfinite(y))] = None
+                           f"{' / '.join(used)} have no geometry and are dropped",
+                           rows=frame.index[unusable])
+        geometry = shapely.points(np.where(unusable, 0, x), np.where(unusable, 0, y))
         report.info["geometry_from"] = " / ".join(used)
+    frame, geometry = frame[~unusable], geometry[~unusable]
     attributes = frame.drop(columns=used)
     info = {}
     if crs is not None:

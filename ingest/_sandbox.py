@@ -456,7 +456,9 @@ def _error_payload(exc: BaseException) -> dict[str, Any]:
     elif isinstance(exc, MemoryError) or any(
             # GDAL reports failed allocations as errors whose message says so.
             phrase in str(exc).lower()
-            for phrase in ("out of memory", "cannot allocate memory", "std::bad_alloc")):
+            for phrase in ("out of memory", "cannot allocate memory", "std::bad_alloc",
+                           # the loader cannot mmap a library under the address-space limit
+                           "failed to map segment")):
         kind = "memory"
     else:
         kind = "other"
@@ -489,6 +491,14 @@ def _child_main(argv: list[str]) -> int:
     try:
         module_name, _, func_name = envelope["target"].partition(":")
         func = getattr(importlib.import_module(module_name), func_name)
+    except BaseException as exc:
+        payload = _error_payload(exc)
+        if payload["kind"] == "other":  # not memory: the parser itself could not start
+            payload["kind"] = "setup"
+            payload["message"] = f"the parser could not start ({payload['name']}: {exc})"
+        _write_json(envelope["error"], payload)
+        return 1
+    try:
         result = func(envelope["request"])
         _write_json(envelope["result"], result)
     except BaseException as exc:  # everything, MemoryError included, goes to the parent

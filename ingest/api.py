@@ -8,6 +8,7 @@ only when the report has no errors. :func:`ingest_manifest` loads a whole set de
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -71,7 +72,8 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
     ------
     SchemaError, IngestError, FileNotFoundError
         For invalid arguments (unknown kind, bad layer name, unreadable mapping file, missing
-        input). Problems of the file itself are reported, not raised.
+        input, a GDAL virtual-file, driver-prefix or URL path). Problems of the file itself
+        are reported, not raised.
     """
     from ingest._sandbox import run_sandboxed
     from ingest.mapping import load_mapping
@@ -82,6 +84,7 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
     if coords not in COORDS:
         raise SchemaError(f"unknown coordinate offset {coords!r}; use one of "
                           f"{', '.join(COORDS)}")
+    _refuse_gdal_tricks(str(path))
     source = Path(path)
     digest = _source_digest(source)
     mapping_spec = load_mapping(Path(mapping)) if mapping is not None else None
@@ -169,6 +172,16 @@ def _code(exc: IngestError) -> str:
              "LimitExceededError": "limit_exceeded", "ParseError": "unreadable_file",
              "SandboxError": "parser_stopped"}
     return names.get(type(exc).__name__, "ingest_error")
+
+
+def _refuse_gdal_tricks(path: str) -> None:
+    """Raise UnsafeFileError for /vsi… paths, DRIVER: prefixes, URLs and control characters."""
+    from ingest._sniff import format_from_name
+    from ingest.errors import UnsupportedFormatError
+
+    # An unknown extension is a problem of the file, reported by the pipeline.
+    with contextlib.suppress(UnsupportedFormatError):
+        format_from_name(path)
 
 
 def _source_digest(path: Path) -> str:

@@ -23,10 +23,12 @@ from twin.demo import generate_demo_city
 CENTRE = (121.47, 31.23)
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("demo") / "city"
-    return out, generate_demo_city(out, size="small", seed=7)
+@pytest.fixture(scope="module", params=["small", "city"])
+def demo(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The demo city of each size (``city``: one million residents, ~100k buildings)."""
+    out = tmp_path_factory.mktemp("demo") / request.param
+    return out, generate_demo_city(out, size=request.param, seed=7)
 
 
 @pytest.fixture(scope="module")

@@ -369,11 +369,7 @@ class Workspace:
         if entry.format == "geotiff":
             raise SchemaError(f"layer {name!r} version {entry.version} is a raster; open its "
                               "file from Workspace.raster_path")
-        path = self.root / entry.file
-        if not path.is_file():
-            raise StoreCorruptError(
-                f"the file of layer {name!r} version {entry.version} is missing ({path}); "
-                "restore it from a backup or roll back to another version")
+        path = self._file_of(entry)
         try:
             if entry.format == "geoparquet":
                 import geopandas as gpd
@@ -386,6 +382,14 @@ class Workspace:
             raise StoreCorruptError(
                 f"the file of layer {name!r} version {entry.version} is unreadable ({path}: "
                 f"{exc}); restore it from a backup or roll back to another version") from None
+
+    def _file_of(self, entry: LayerVersion) -> Path:
+        path = self.root / entry.file
+        if not path.is_file():
+            raise StoreCorruptError(
+                f"the file of layer {entry.layer!r} version {entry.version} is missing "
+                f"({path}); restore it from a backup or roll back to another version")
+        return path
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return the newest ``limit`` audit rows, newest first."""
@@ -511,12 +515,7 @@ class Workspace:
         if entry.format != "geotiff":
             raise SchemaError(f"layer {name!r} version {entry.version} is a table, not a "
                               "raster; read it with Workspace.read")
-        path = self.root / entry.file
-        if not path.is_file():
-            raise StoreCorruptError(
-                f"the file of layer {name!r} version {entry.version} is missing ({path}); "
-                "restore it from a backup or roll back to another version")
-        return path
+        return self._file_of(entry)
 
     def find_content(self, name: str, content_key: str) -> LayerVersion | None:
         """Return the newest version of ``name`` published with ``content_key``, if any."""
