@@ -296,6 +296,9 @@ def _check_values(cfg: dict[str, Any]) -> list[str]:
         elif value <= 0:
             problems.append(f"'ingest.{key}' must be positive, got {value}")
 
+    if cfg["fuse"]["raster_samples"] < 0:
+        problems.append("'fuse.raster_samples' must be 0 (automatic) or a positive number")
+
     risk = cfg["risk"]
     weights = risk["weights"]
     if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:

@@ -48,6 +48,14 @@ CREATE TABLE layer_versions (
     PRIMARY KEY (layer, version)
 );
 CREATE INDEX layer_versions_content ON layer_versions (layer, content_key);
+CREATE TABLE fact_sets (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    dir        TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    sources    TEXT NOT NULL,
+    summary    TEXT NOT NULL,
+    current    INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE audit (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     at     TEXT NOT NULL,
@@ -114,7 +122,7 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     if version > SCHEMA_VERSION:
         raise StoreCorruptError(f"{path} was written by a newer citytwin (database layout "
                                 f"{version}, this one reads {SCHEMA_VERSION}); upgrade citytwin")
-    missing = {"layers", "layer_versions", "audit"} - tables
+    missing = {"layers", "layer_versions", "fact_sets", "audit"} - tables
     if version < 1 or missing:
         raise StoreCorruptError(f"{path} is not a citytwin database (missing tables: "
                                 f"{', '.join(sorted(missing)) or 'none'}); restore it from a "

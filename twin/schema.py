@@ -14,7 +14,8 @@ from typing import Any
 
 from twin.errors import SchemaError
 
-__all__ = ["KINDS", "Field", "Kind", "get_kind", "schema_problems"]
+__all__ = ["BUILDING_USES", "CASE_STATUSES", "FACILITY_KINDS", "KINDS", "Field", "Kind",
+           "get_kind", "schema_problems"]
 
 
 @dataclass(frozen=True)

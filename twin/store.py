@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["LayerInfo", "LayerVersion", "Workspace", "check_layer_name"]
+__all__ = ["FactSet", "LayerInfo", "LayerVersion", "Workspace", "check_layer_name"]
 
 CONFIG_NAME = "twin.toml"
 DB_NAME = "twin.db"
@@ -105,6 +105,21 @@ class LayerInfo:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FactSet:
+    """One immutable set of fused cell facts (a directory of Parquet files)."""
+
+    id: int
+    path: Path
+    created_at: str
+    sources: dict[str, Any]
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dictionary."""
+        return {**asdict(self), "path": str(self.path)}
 
 
 def _now() -> str:
@@ -168,6 +183,11 @@ class Workspace:
     def tmp_dir(self) -> Path:
         """Directory of publishes in progress."""
         return self.root / "tmp"
+
+    @property
+    def facts_dir(self) -> Path:
+        """Directory of the fused fact sets."""
+        return self.root / "facts"
 
     # -- creating and opening ------------------------------------------------------------
     @classmethod
@@ -249,7 +269,7 @@ class Workspace:
                 f"the workspace database {root / DB_NAME} is missing; restore it from a backup "
                 "(the layer files under layers/ are kept)")
         ws = cls(root, config)
-        for sub in (ws.layers_dir, ws.tmp_dir):
+        for sub in (ws.layers_dir, ws.tmp_dir, ws.facts_dir):
             sub.mkdir(exist_ok=True)
         with ws._connect() as conn:
             db.check_schema(conn, ws.db_path)
@@ -292,10 +312,16 @@ class Workspace:
                 removed.append(leftover.relative_to(self.root).as_posix())
             with self._connect() as conn:
                 referenced = {r[0] for r in conn.execute("SELECT file FROM layer_versions")}
+                fact_dirs = {r[0] for r in conn.execute("SELECT dir FROM fact_sets")}
             for file in sorted(self.layers_dir.glob("*/*")):
                 rel = file.relative_to(self.root).as_posix()
                 if rel not in referenced:
                     _remove(file)
+                    removed.append(rel)
+            for folder in sorted(self.facts_dir.iterdir()):
+                rel = folder.relative_to(self.root).as_posix()
+                if rel not in fact_dirs:
+                    _remove(folder)
                     removed.append(rel)
         return removed
 
@@ -614,6 +640,68 @@ class Workspace:
             _audit(conn, actor=author, action="rollback", target=f"{name}@{target.version}",
                    detail={"from": previous, "note": note})
         return self.version(name)
+
+    # -- fact sets -----------------------------------------------------------------------
+    def current_facts(self) -> FactSet | None:
+        """The current fused fact set, or ``None`` before the first ``twin fuse``."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM fact_sets WHERE current = 1").fetchone()
+        return None if row is None else self._fact_set(row)
+
+    def _fact_set(self, row: sqlite3.Row) -> FactSet:
+        return FactSet(id=row["id"], path=self.root / row["dir"], created_at=row["created_at"],
+                       sources=json.loads(row["sources"]), summary=json.loads(row["summary"]))
+
+    def publish_facts(self, build: Callable[[Path], dict[str, Any]], *,
+                      sources: dict[str, Any], author: str | None = None,
+                      keep: int = 2) -> FactSet:
+        """Build a new fact set with ``build(directory)`` and make it current atomically.
+
+        ``build`` writes the set's files into an empty directory and returns a JSON-ready
+        summary. The directory is fsynced and renamed into ``facts/``, then one transaction
+        makes it current: readers see the old set or the new one, never half of either. Sets
+        beyond the newest ``keep`` are deleted.
+        """
+        author = author or _default_author()
+        token = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+        staging = self.tmp_dir / f"facts-{token}"
+        final = self.facts_dir / token
+        rel = final.relative_to(self.root).as_posix()
+        with self._publish_lock(exclusive=False):
+            committed = False
+            try:
+                staging.mkdir()
+                summary = build(staging)
+                for file in staging.iterdir():
+                    with open(file, "rb") as fh:
+                        os.fsync(fh.fileno())
+                _fsync_dir(staging)
+                staging.replace(final)
+                _fsync_dir(self.facts_dir)
+                with self._connect() as conn, db.write_transaction(
+                        conn, timeout=self.config.busy_timeout_s):
+                    conn.execute("UPDATE fact_sets SET current = 0 WHERE current = 1")
+                    cursor = conn.execute(
+                        "INSERT INTO fact_sets (dir, created_at, sources, summary, current) "
+                        "VALUES (?, ?, ?, ?, 1)",
+                        (rel, _now(), json.dumps(sources, ensure_ascii=False),
+                         json.dumps(summary, ensure_ascii=False, default=str)))
+                    _audit(conn, actor=author, action="fuse", target=f"facts@{cursor.lastrowid}",
+                           detail={"sources": sources})
+                    old = conn.execute("SELECT id, dir FROM fact_sets ORDER BY id DESC LIMIT -1 "
+                                       "OFFSET ?", (keep,)).fetchall()
+                    conn.executemany("DELETE FROM fact_sets WHERE id = ?",
+                                     [(r["id"],) for r in old])
+                committed = True
+            finally:
+                if not committed:
+                    _remove(staging)
+                    _remove(final)
+            for r in old:
+                _remove(self.root / r["dir"])
+        facts = self.current_facts()
+        assert facts is not None  # just committed
+        return facts
 
     # -- checking ------------------------------------------------------------------------
     def check(self, *, hashes: bool = True) -> list[str]:

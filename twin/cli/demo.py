@@ -71,9 +71,9 @@ def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
     """Go from nothing to a loaded demo workspace in one command.
 
     Writes the demo city's source files to DIRECTORY/source (kept when they already match the
-    size and seed), creates the workspace DIRECTORY/workspace and ingests every file of the
-    manifest into it. Running it again reuses what is there (unchanged files are not loaded
-    twice).
+    size and seed), creates the workspace DIRECTORY/workspace, ingests every file of the
+    manifest into it and fuses them into per-H3-cell facts. Running it again reuses what is
+    there (unchanged files are not loaded twice, unchanged layers not fused again).
     """
     source, ws_path = directory / "source", directory / "workspace"
     manifest_path = source / "manifest.json"
@@ -96,9 +96,16 @@ def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
     with step_progress("ingest", enabled=not as_json) as on_step:
         reports = ingest_manifest(ws, manifest_path, author="demo", on_file=on_step)
     refused = [r for r in reports if r.status == "refused"]
+    fused = None
+    if not refused:
+        from twin.fuse import fuse
+
+        with step_progress("fuse", enabled=not as_json) as on_step:
+            fused = fuse(ws, author="demo", on_step=on_step)
     layers = ws.layers()
     data = {"source": str(source), "generated": generated, "workspace": str(ws.root),
             "totals": manifest["totals"], "ingest": [r.to_dict() for r in reports],
+            "fuse": fused.to_dict() if fused else None,
             "layers": [layer.to_dict() for layer in layers]}
     emit(data, as_json, lambda: "\n".join([
         f"demo city 示范市 ({size}, seed {seed}): {_summary(manifest)}",
@@ -108,6 +115,10 @@ def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
         table([(r.layer, r.kind, r.status, r.info.get("rows_kept", ""), len(r.warnings))
                for r in reports], ["layer", "kind", "status", "rows", "warnings"]),
         *[r.to_text() for r in refused],
+        "" if fused is None else f"\nfacts 事实: {fused.status} · "
+        f"{fused.summary.get('cells', 0):,} cells · residents "
+        f"{fused.summary.get('totals', {}).get('residents', 0):,.0f} · see `twin facts "
+        f"{ws.root}`",
     ]))
     if refused:
         raise SystemExit(1)
