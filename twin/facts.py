@@ -151,10 +151,34 @@ class Facts:
         counts = counts.reindex(columns=list(CASE_STATUSES), fill_value=0)
         counts.columns = [f"cases_{s}" for s in counts.columns]
         counts.insert(0, "cases", counts.sum(axis=1))
+        static_columns = [c for c in table.columns if c != key]
         table = table.merge(counts, left_on=key, right_index=True, how="outer")
         case_columns = ["cases", *(f"cases_{s}" for s in CASE_STATUSES)]
         table[case_columns] = table[case_columns].fillna(0).astype(np.int64)
+        # Cells that hold only cases have no static row: their static facts are zero and
+        # their admin codes come from the case-cells table of the base resolution.
+        only_cases = table[static_columns[0]].isna() if static_columns else None
+        if only_cases is not None and only_cases.any():
+            table = self._fill_case_only(table, level, key, static_columns, only_cases)
         return table.reset_index(drop=True)
+
+    def _fill_case_only(self, table: pd.DataFrame, level: Level, key: str,
+                        static_columns: list[str], only_cases: pd.Series) -> pd.DataFrame:
+        codes = [c for c in static_columns if c.endswith("_code")]
+        numbers = [c for c in static_columns if c not in codes and c not in ("name",
+                                                                             "parent_code")]
+        extra_path = self.set.path / f"case_cells_r{self.base}.parquet"
+        if codes and str(level) == str(self.base) and extra_path.exists():
+            extra = _read_table(str(extra_path), None).set_index("cell")
+            for code in codes:
+                if code in extra:
+                    filled = table.loc[only_cases, key].map(extra[code])
+                    table.loc[only_cases, code] = filled
+        for column in numbers:
+            table[column] = table[column].fillna(0)
+            if column.endswith("_n"):
+                table[column] = table[column].astype(np.int64)
+        return table
 
     def daily(self, level: Level = "district", start: str | dt.date | None = None,
               end: str | dt.date | None = None) -> pd.DataFrame:

@@ -20,6 +20,7 @@ atomically (:meth:`twin.store.Workspace.publish_facts`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -122,9 +123,14 @@ def _sources(ws: Workspace) -> dict[str, list[LayerVersion]]:
     return roles
 
 
-def _fingerprint(roles: dict[str, list[LayerVersion]]) -> dict[str, list[list[Any]]]:
-    return {role: sorted([e.layer, e.version, e.file_sha256] for e in entries)
-            for role, entries in roles.items()}
+def _fingerprint(ws: Workspace, roles: dict[str, list[LayerVersion]]) -> dict[str, Any]:
+    """What a fact set is made from: the layer versions and the settings that shape it."""
+    prints: dict[str, Any] = {role: sorted([e.layer, e.version, e.file_sha256] for e in entries)
+                              for role, entries in roles.items()}
+    prints["config"] = {"base_resolution": ws.config.base_resolution,
+                        "rollups": list(ws.config.rollups),
+                        "raster_samples": int(ws.config["fuse"]["raster_samples"])}
+    return prints
 
 
 # -- small array helpers -----------------------------------------------------------------------
@@ -146,18 +152,18 @@ def _merge(parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> pd.DataFram
     return pd.DataFrame(data)
 
 
-def _geodesic_area_m2(geometry: Any) -> np.ndarray:
+def _geodesic_area_m2(geometry: Any, lat_deg: np.ndarray) -> np.ndarray:
     """Areas of small WGS84 polygons in m², scaled by the ellipsoid's radii at each centroid.
 
-    For polygons of building size the local scale (meridian radius M and prime-vertical radius
-    N of the WGS84 ellipsoid at the polygon's latitude) is exact to well below 0.01 % (checked
-    against pyproj.Geod in the tests), and it is an order of magnitude faster than projecting
-    millions of polygons.
+    ``lat_deg`` is each polygon's centroid latitude. For polygons of building size the local
+    scale (meridian radius M and prime-vertical radius N of the WGS84 ellipsoid at the
+    polygon's latitude) is exact to well below 0.01 % (checked against pyproj.Geod in the
+    tests), and it is an order of magnitude faster than projecting millions of polygons.
     """
     import shapely
 
     area_deg2 = shapely.area(geometry)
-    lat = np.radians(shapely.get_y(shapely.centroid(geometry)))
+    lat = np.radians(lat_deg)
     a, e2 = 6378137.0, 0.00669437999014
     w = np.sqrt(1 - e2 * np.sin(lat) ** 2)
     m, n = a * (1 - e2) / w**3, a / w
@@ -172,28 +178,52 @@ class _Units:
     frames: dict[str, pd.DataFrame]  # level -> code, name, parent_code, geometry
 
     def assign(self, lng: np.ndarray, lat: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
-        """The unit of each level whose polygon holds each point; nearest unit if none does."""
+        """The unit of each level holding each point; returns codes and how many fell outside.
+
+        The finest level is found by point-in-polygon (the nearest unit when no polygon holds
+        the point); coarser levels follow the declared parent codes, so that every level rolls
+        up consistently. Where a parent code is missing or unknown, that level falls back to
+        point-in-polygon.
+        """
         import shapely
 
         points = shapely.points(lng, lat)
+        levels = [lv for lv in _FINEST_FIRST if lv in self.frames]
         codes: dict[str, np.ndarray] = {}
-        outside = 0
-        for level, frame in self.frames.items():
-            tree = shapely.STRtree(frame.geometry.to_numpy())
-            point_idx, unit_idx = tree.query(points, predicate="within")
-            chosen = np.full(len(points), -1, dtype=np.int64)
-            # On overlapping (broken) data the first unit wins, deterministically.
-            order = np.lexsort((unit_idx, point_idx))
-            point_idx, unit_idx = point_idx[order], unit_idx[order]
-            first = np.r_[True, point_idx[1:] != point_idx[:-1]] if len(point_idx) else []
-            chosen[point_idx[first]] = unit_idx[first]
-            missing = np.flatnonzero(chosen < 0)
-            if len(missing):
-                near_point, near_unit = tree.query_nearest(points[missing], all_matches=False)
-                chosen[missing[near_point]] = near_unit
-                outside = max(outside, len(missing))
-            codes[level] = frame["code"].to_numpy(dtype=object)[chosen]
+        finest, outside = self._locate(levels[0], points)
+        codes[levels[0]] = finest
+        for child, level in itertools.pairwise(levels):
+            frame = self.frames[child]
+            parent_of = dict(zip(frame["code"], frame["parent_code"], strict=True))
+            known = set(self.frames[level]["code"])
+            chained = np.array([parent_of.get(c) for c in codes[child]], dtype=object)
+            broken = np.array([c not in known for c in chained], dtype=bool)
+            if broken.any():
+                chained[broken], _ = self._locate(level, points[broken])
+            codes[level] = chained
         return codes, outside
+
+    def _locate(self, level: str, points: np.ndarray) -> tuple[np.ndarray, int]:
+        import shapely
+
+        frame = self.frames[level]
+        tree = shapely.STRtree(frame.geometry.to_numpy())
+        point_idx, unit_idx = tree.query(points, predicate="within")
+        chosen = np.full(len(points), -1, dtype=np.int64)
+        # On overlapping (broken) data the first unit wins, deterministically.
+        order = np.lexsort((unit_idx, point_idx))
+        point_idx, unit_idx = point_idx[order], unit_idx[order]
+        if len(point_idx):
+            first = np.r_[True, point_idx[1:] != point_idx[:-1]]
+            chosen[point_idx[first]] = unit_idx[first]
+        missing = np.flatnonzero(chosen < 0)
+        if len(missing):
+            near_point, near_unit = tree.query_nearest(points[missing], all_matches=False)
+            chosen[missing[near_point]] = near_unit
+        return frame["code"].to_numpy(dtype=object)[chosen], len(missing)
+
+
+_FINEST_FIRST = ("grid", "community", "street", "district")
 
 
 def _load_units(ws: Workspace, entries: list[LayerVersion]) -> _Units:
@@ -222,7 +252,7 @@ def _buildings(ws: Workspace, entry: LayerVersion, base: int,
     centroid = shapely.centroid(geometry)
     lng, lat = shapely.get_x(centroid), shapely.get_y(centroid)
     cells = grid.points_to_cells(lng, lat, base)
-    footprint = _geodesic_area_m2(geometry)
+    footprint = _geodesic_area_m2(geometry, lat)
     floors = pd.to_numeric(frame.get("floors"), errors="coerce") if "floors" in frame else None
     floors = (floors.to_numpy(dtype=float) if floors is not None
               else np.full(len(frame), np.nan))
@@ -230,9 +260,10 @@ def _buildings(ws: Workspace, entry: LayerVersion, base: int,
         from_height = np.maximum(1, np.round(pd.to_numeric(frame["height_m"], errors="coerce")
                                              .to_numpy(dtype=float) / _STOREY_M))
         estimated = np.isnan(floors) & np.isfinite(from_height)
+        summary["buildings_floors_from_height"] = int(estimated.sum())
         floors = np.where(estimated, from_height, floors)
     missing = np.isnan(floors)
-    summary["buildings_floors_estimated"] = int(missing.sum())
+    summary["buildings_floors_defaulted"] = int(missing.sum())  # neither floors nor height
     floors = np.where(missing, 1.0, np.maximum(floors, 1.0))
     floor_area = footprint * floors
     use = frame["use"].to_numpy(dtype=object)
@@ -273,12 +304,14 @@ def _stocks(ws: Workspace, entry: LayerVersion, facilities: pd.DataFrame | None,
     if facilities is None:
         summary["stock_rows_unmatched"] = len(frame)
         return None
-    joined = frame.merge(facilities.drop_duplicates("facility_id"), on="facility_id",
-                         how="left")
-    unmatched = joined["cell"].isna()
-    summary["stock_rows_unmatched"] = int(unmatched.sum())
-    joined = joined[~unmatched]
-    cells = joined["cell"].to_numpy(dtype=np.uint64)
+    # An index lookup, not a merge: a merge with unmatched rows would turn the uint64 cells
+    # into floats and round them.
+    lookup = facilities.drop_duplicates("facility_id")
+    position = pd.Index(lookup["facility_id"]).get_indexer(frame["facility_id"])
+    matched = position >= 0
+    summary["stock_rows_unmatched"] = int((~matched).sum())
+    joined = frame[matched]
+    cells = lookup["cell"].to_numpy(dtype=np.uint64)[position[matched]]
     resource = joined["resource"].to_numpy(dtype=object)
     quantity = pd.to_numeric(joined["quantity"], errors="coerce").fillna(0.0).to_numpy(float)
     columns = {f"stock_{r}": np.where(resource == r, quantity, 0.0) for r in
@@ -289,8 +322,6 @@ def _stocks(ws: Workspace, entry: LayerVersion, facilities: pd.DataFrame | None,
 def _groups(ws: Workspace, entry: LayerVersion, cells_table: pd.DataFrame,
             units: _Units, base: int, summary: dict[str, Any]) -> pd.DataFrame:
     """Spread each community's group totals over its cells in proportion to residents."""
-    import shapely
-
     table = ws.read(entry.layer, entry.version)
     table = table.assign(community_code=table["community_code"].astype(str))
     groups = [g for g in GROUPS if g in table]
@@ -305,14 +336,7 @@ def _groups(ws: Workspace, entry: LayerVersion, cells_table: pd.DataFrame,
     empty = [c for c in totals.index if per_community.get(c, 0.0) <= 0]
     extra = pd.DataFrame()
     if empty:
-        # A community with residents in the table but none in the raster: its groups go to the
-        # cell of a point inside it, so that totals are still conserved.
-        polygons = units.frames["community"].set_index("code").loc[empty, "geometry"]
-        points = shapely.point_on_surface(polygons.to_numpy())
-        cells = grid.points_to_cells(shapely.get_x(points), shapely.get_y(points), base)
-        extra = pd.DataFrame({"cell": cells, "community_code": list(polygons.index),
-                              "_weight": 1.0})
-        summary["group_communities_without_residents"] = len(empty)
+        extra = _cells_of_empty_communities(empty, cells_table, units, base, summary)
     weights = pd.DataFrame({"cell": cells_table["cell"].to_numpy(), "community_code": community,
                             "_weight": residents})
     weights = pd.concat([weights[weights["_weight"] > 0], extra], ignore_index=True)
@@ -323,6 +347,34 @@ def _groups(ws: Workspace, entry: LayerVersion, cells_table: pd.DataFrame,
     for g in groups:
         result[g] = joined[g].to_numpy(float) * joined["_share"].to_numpy(float)
     return result
+
+
+def _cells_of_empty_communities(codes: list[str], cells_table: pd.DataFrame, units: _Units,
+                                base: int, summary: dict[str, Any]) -> pd.DataFrame:
+    """Cells that take the groups of communities with no residents in the raster, evenly.
+
+    The community's own cells (centre inside it) if it has any in the table; else the cells
+    whose centre lies inside its polygon; else, for a community smaller than a cell, the cell
+    at a point inside it (the groups then count in the neighbour holding that cell's centre).
+    """
+    import shapely
+
+    summary["group_communities_without_residents"] = len(codes)
+    table_codes = cells_table["community_code"].to_numpy(dtype=object)
+    polygons = units.frames["community"].set_index("code")["geometry"]
+    rows, too_small = [], []
+    for code in codes:
+        own = cells_table["cell"].to_numpy(np.uint64)[table_codes == code]
+        if not len(own):
+            own = grid.polygon_to_cells(polygons[code], base)
+        if not len(own):
+            point = shapely.point_on_surface(polygons[code])
+            own = grid.points_to_cells(np.array([point.x]), np.array([point.y]), base)
+            too_small.append(code)
+        rows.append(pd.DataFrame({"cell": own, "community_code": code, "_weight": 1.0}))
+    if too_small:
+        summary["group_communities_smaller_than_a_cell"] = too_small
+    return pd.concat(rows, ignore_index=True)
 
 
 def _static(ws: Workspace, roles: dict[str, list[LayerVersion]], units: _Units,
@@ -345,9 +397,13 @@ def _static(ws: Workspace, roles: dict[str, list[LayerVersion]], units: _Units,
         import rasterio
 
         with rasterio.open(path) as src:
-            names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
-        names[0] = "residents" if names[0] in ("persons", "band_1") else names[0]
-        names = ["residents" if n == "persons" else n for n in names]
+            descriptions = list(src.descriptions)
+        # Bands named after an age group are that group; the first other band is residents
+        # whatever its description ("persons", "population", "人口", none).
+        names = [d if d in GROUPS else f"band_{i + 1}" for i, d in enumerate(descriptions)]
+        first = next((i for i, n in enumerate(names) if n not in GROUPS), None)
+        if first is not None:
+            names[first] = "residents"
         kwargs = {}
         if dasymetric is not None:
             kwargs = dict(zip(("building_lng", "building_lat", "building_weight",
@@ -436,6 +492,7 @@ def _cases(ws: Workspace, entry: LayerVersion | None, static: pd.DataFrame, unit
         for level in (f"r{base}", *(f"r{r}" for r in ws.config.rollups), *units.frames):
             _write_cases(frame.rename(columns={"cell": "code"}) if not level.startswith("r")
                          else frame, out / f"cases_{level}.parquet")
+        _write(pd.DataFrame({"cell": np.empty(0, np.uint64)}), out / f"case_cells_r{base}.parquet")
         summary["cases"] = 0
         return
     table = pq.read_table(ws.root / entry.file, columns=["report_date", "status", "geometry"])
@@ -480,6 +537,11 @@ def _cases(ws: Workspace, entry: LayerVersion | None, static: pd.DataFrame, unit
     if len(new):
         lng, lat = grid.cell_centres(new)
         new_codes, _ = units.assign(lng, lat)
+    # Cells that hold nothing but cases: their admin codes, for reading them like any cell.
+    _write(pd.DataFrame({"cell": new, **{f"{lv}_code": new_codes.get(lv, np.empty(0, object))
+                                         for lv in units.frames}}),
+           out / f"case_cells_r{base}.parquet")
+    summary["case_only_cells"] = len(new)
     cell_slot = np.searchsorted(case_cells, cells)
     for level in units.frames:
         code_of = np.empty(len(case_cells), dtype=object)
@@ -538,13 +600,14 @@ def fuse(ws: Workspace, *, force: bool = False, author: str | None = None,
     """
     started = time.perf_counter()
     roles = _sources(ws)
-    fingerprint = _fingerprint(roles)
+    fingerprint = _fingerprint(ws, roles)
     previous = ws.current_facts()
     if previous is not None and not force and previous.sources == fingerprint:
         return FuseResult(status="unchanged", facts_id=previous.id,
                           summary=previous.summary)
     static_same = (previous is not None and not force
-                   and all(previous.sources.get(r) == fingerprint[r] for r in STATIC_ROLES))
+                   and all(previous.sources.get(r) == fingerprint[r]
+                           for r in (*STATIC_ROLES, "config")))
     timings: dict[str, float] = {}
     steps = ["boundaries", "static", "cases", "publish"]
 

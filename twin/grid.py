@@ -31,6 +31,7 @@ __all__ = [
     "cells_to_strings",
     "grid_disk",
     "points_to_cells",
+    "polygon_to_cells",
     "strings_to_cells",
 ]
 
@@ -122,6 +123,14 @@ def cell_boundaries_wkb(cells: np.ndarray) -> np.ndarray:
     cells = np.asarray(cells, dtype=np.uint64)
     return np.asarray(pa.array(h3v.cells_to_wkb_polygons(pa.array(cells, type=pa.uint64())))
                       .to_pylist(), dtype=object)
+
+
+def polygon_to_cells(polygon: object, resolution: int) -> np.ndarray:
+    """The cells whose centre lies inside a WGS84 polygon (any ``__geo_interface__`` object)."""
+    import h3ronpy
+
+    return _to_numpy(h3v.geometry_to_cells(
+        polygon, resolution, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid))
 
 
 def grid_disk(cells: np.ndarray, k: int) -> np.ndarray:

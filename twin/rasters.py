@@ -134,7 +134,7 @@ def allocate_raster(path: Path, resolution: int, *, bands: list[str] | None = No
     if n_buildings:
         from_wgs84 = Transformer.from_crs(4326, crs, always_xy=True)
         bx, by = from_wgs84.transform(building_lng, building_lat)
-        col, row = ~transform * (np.asarray(bx), np.asarray(by))
+        col, row = ~transform @ (np.asarray(bx), np.asarray(by))
         col, row = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
         weight = np.nan_to_num(np.asarray(building_weight, dtype=np.float64))
         inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (weight > 0)
@@ -163,7 +163,7 @@ def allocate_raster(path: Path, resolution: int, *, bands: list[str] | None = No
         du, dv = np.meshgrid(offsets, offsets)
         sx = (cols[:, None] + du.ravel()[None, :]).ravel()
         sy = (rows[:, None] + dv.ravel()[None, :]).ravel()
-        x, y = transform * (sx, sy)
+        x, y = transform @ (sx, sy)
         lng, lat = to_wgs84.transform(x, y)
         cell_parts.append(points_to_cells(np.asarray(lng), np.asarray(lat), resolution))
         value_parts.append(np.repeat(per_pixel_total[:, ~via_buildings] / (k * k), k * k,

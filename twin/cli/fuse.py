@@ -41,7 +41,7 @@ def fuse_cmd(workspace: Path, force: bool, as_json: bool) -> None:
                  f"  residents 常住人口 {totals.get('residents', 0):,.0f} · buildings 建筑 "
                  f"{totals.get('buildings_n', 0):,.0f} · cases 病例 {summary.get('cases', 0):,}"]
         notes = {k: v for k, v in summary.items() if k in (
-            "cells_outside_boundaries", "stock_rows_unmatched", "buildings_floors_estimated",
+            "cells_outside_boundaries", "stock_rows_unmatched", "buildings_floors_defaulted",
             "cases_unplaced", "group_communities_unknown") and v}
         lines += [f"  note: {k.replace('_', ' ')}: {v}" for k, v in notes.items()]
         return "\n".join(lines)
