@@ -294,7 +294,6 @@ def _sjoin_points(lng, lat, base: int, label: str) -> dict[str, Any]:
 
 def child_usual_points(ws_path: str, _: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.parquet as pq
-    import shapely
 
     import twin.fuse
     from twin import Workspace
@@ -302,9 +301,11 @@ def child_usual_points(ws_path: str, _: dict[str, Any]) -> dict[str, Any]:
     ws = Workspace.open(ws_path)
     entry = twin.fuse._sources(ws)["cases"][0]
     table = pq.read_table(ws.root / entry.file, columns=["geometry"])
-    points = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    from twin.geoarrow import point_coordinates
+
+    x, y = point_coordinates(table.column("geometry"))
     base = ws.config.base_resolution
-    out = _sjoin_points(shapely.get_x(points), shapely.get_y(points), base, "case points")
+    out = _sjoin_points(x, y, base, "case points")
     # The rest of the usual way for the case step: read the layer with geopandas, and count
     # cases per cell, date and status with pandas, once per level (base, rollups, admin).
     from twin import grid
@@ -502,7 +503,8 @@ def child_usual_admin(ws_path: str, _: dict[str, Any]) -> dict[str, Any]:
     lng, lat = grid.cell_centres(cells)
     centres_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    ours, _ = units.assign(lng, lat)
+    # Ours works on the cells themselves (polygon fill + lookup); it needs no centres.
+    ours, _ = units.assign(cells.astype(np.uint64), ws.config.base_resolution)
     ours_s = time.perf_counter() - clock
     per_level = {}
     agree = {}

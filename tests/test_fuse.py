@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
+from affine import Affine
 from h3.api import basic_int as h3i
 from pyproj import Geod, Transformer
-from rasterio.transform import from_origin
 
 from tests.conftest import run_twin
 from twin import Workspace, grid
@@ -70,7 +70,7 @@ def write_population(path: Path, values: np.ndarray, *, crs: str, centre: tuple[
     rows, cols = values.shape
     x, y = Transformer.from_crs(4326, crs, always_xy=True).transform(*centre)
     size = pixel_m / 111_320.0 if crs == "EPSG:4326" else pixel_m
-    transform = from_origin(x - cols * size / 2, y + rows * size / 2, size, size)
+    transform = Affine(size, 0, x - cols * size / 2, 0, -size, y + rows * size / 2)
     with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
                        dtype="float32", crs=crs, transform=transform, nodata=nodata) as dst:
         dst.write(values.astype("float32")[None])

@@ -46,11 +46,11 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from affine import Affine
 from h3.api import basic_int as h3i
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import CRS, Transformer
-from rasterio.transform import from_origin
 
 from twin.grid import average_cell_area_m2, cell_resolution
 from twin.rasters import allocate_raster, samples_per_side
@@ -95,7 +95,7 @@ def write_raster(path: Path, values: np.ndarray, *, crs: str = "EPSG:32651",
     to_crs = Transformer.from_crs(4326, crs, always_xy=True)
     cx, cy = to_crs.transform(*centre)
     size = pixel_m / METRES_PER_DEGREE if CRS.from_user_input(crs).is_geographic else pixel_m
-    transform = from_origin(cx - cols * size / 2, cy + rows * size / 2, size, size)
+    transform = Affine(size, 0, cx - cols * size / 2, 0, -size, cy + rows * size / 2)
     with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=bands,
                        dtype=dtype, crs=crs, transform=transform, nodata=nodata) as dst:
         dst.write(values.astype(dtype))

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from twin import grid
 from twin.errors import TwinError
+from twin.geoarrow import centroids_and_areas, point_coordinates
 from twin.schema import BUILDING_USES, CASE_STATUSES, FACILITY_KINDS
 from twin.store import LayerVersion, Workspace
 
@@ -152,22 +153,25 @@ def _merge(parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> pd.DataFram
     return pd.DataFrame(data)
 
 
-def _geodesic_area_m2(geometry: Any, lat_deg: np.ndarray) -> np.ndarray:
-    """Areas of small WGS84 polygons in m², scaled by the ellipsoid's radii at each centroid.
+def _geodesic_area_m2(area_deg2: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
+    """Areas in m² of small WGS84 polygons from their areas in degrees² and latitudes.
 
-    ``lat_deg`` is each polygon's centroid latitude. For polygons of building size the local
-    scale (meridian radius M and prime-vertical radius N of the WGS84 ellipsoid at the
-    polygon's latitude) is exact to well below 0.01 % (checked against pyproj.Geod in the
-    tests), and it is an order of magnitude faster than projecting millions of polygons.
+    The local scale (meridian radius M and prime-vertical radius N of the WGS84 ellipsoid at
+    each polygon's centroid latitude) is exact to well below 0.01 % for polygons of building
+    size (checked against pyproj.Geod in the tests), and needs no projection of millions of
+    polygons.
     """
-    import shapely
-
-    area_deg2 = shapely.area(geometry)
     lat = np.radians(lat_deg)
     a, e2 = 6378137.0, 0.00669437999014
     w = np.sqrt(1 - e2 * np.sin(lat) ** 2)
     m, n = a * (1 - e2) / w**3, a / w
     return area_deg2 * (math.pi / 180) ** 2 * m * n * np.cos(lat)
+
+
+def _float_column(table: pa.Table, name: str) -> np.ndarray:
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    return table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 # -- admin units -------------------------------------------------------------------------------
@@ -176,36 +180,59 @@ class _Units:
     """The admin units of each level, with a spatial index."""
 
     frames: dict[str, pd.DataFrame]  # level -> code, name, parent_code, geometry
+    _filled: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
-    def assign(self, lng: np.ndarray, lat: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
-        """The unit of each level holding each point; returns codes and how many fell outside.
+    def assign(self, cells: np.ndarray,
+               resolution: int) -> tuple[dict[str, np.ndarray], int]:
+        """The unit of each level holding each cell's centre; returns codes and how many cells
+        fell outside every unit of the finest level (those take the nearest unit).
 
-        The finest level is found by point-in-polygon (the nearest unit when no polygon holds
-        the point); coarser levels follow the declared parent codes, so that every level rolls
-        up consistently. Where a parent code is missing or unknown, that level falls back to
+        The finest level is found by filling its polygons with the cells whose centre they
+        hold (one vectorised H3 call), then point-in-polygon and nearest unit for the rest;
+        coarser levels follow the declared parent codes, so that every level rolls up
+        consistently. Where a parent code is missing or unknown, that level falls back to
         point-in-polygon.
         """
-        import shapely
-
-        points = shapely.points(lng, lat)
         levels = [lv for lv in _FINEST_FIRST if lv in self.frames]
         codes: dict[str, np.ndarray] = {}
-        finest, outside = self._locate(levels[0], points)
+        finest, outside = self._fill(levels[0], cells, resolution)
         codes[levels[0]] = finest
         for child, level in itertools.pairwise(levels):
             frame = self.frames[child]
             parent_of = dict(zip(frame["code"], frame["parent_code"], strict=True))
             known = set(self.frames[level]["code"])
             chained = np.array([parent_of.get(c) for c in codes[child]], dtype=object)
-            broken = np.array([c not in known for c in chained], dtype=bool)
-            if broken.any():
-                chained[broken], _ = self._locate(level, points[broken])
+            broken = np.flatnonzero([c not in known for c in chained])
+            if len(broken):
+                chained[broken], _ = self._locate(level, cells[broken])
             codes[level] = chained
         return codes, outside
 
-    def _locate(self, level: str, points: np.ndarray) -> tuple[np.ndarray, int]:
+    def _fill(self, level: str, cells: np.ndarray, resolution: int) -> tuple[np.ndarray, int]:
+        key = (level, resolution)
+        if key not in self._filled and len(cells) < _FILL_FROM:
+            return self._locate(level, cells)  # a few cells: point-in-polygon is cheaper
+        if key not in self._filled:
+            self._filled[key] = grid.fill_polygons(self.frames[level].geometry.to_numpy(),
+                                                   resolution)
+        filled, owner = self._filled[key]
+        position = np.searchsorted(filled, cells)
+        position = np.minimum(position, max(len(filled) - 1, 0))
+        found = (filled[position] == cells) if len(filled) else np.zeros(len(cells), bool)
+        result = np.empty(len(cells), dtype=object)
+        codes = self.frames[level]["code"].to_numpy(dtype=object)
+        result[found] = codes[owner[position[found]]]
+        missing = np.flatnonzero(~found)
+        outside = 0
+        if len(missing):
+            result[missing], outside = self._locate(level, cells[missing])
+        return result, outside
+
+    def _locate(self, level: str, cells: np.ndarray) -> tuple[np.ndarray, int]:
+        """Point-in-polygon of the cells' centres; the nearest unit when none holds one."""
         import shapely
 
+        points = shapely.points(*grid.cell_centres(cells))
         frame = self.frames[level]
         tree = shapely.STRtree(frame.geometry.to_numpy())
         point_idx, unit_idx = tree.query(points, predicate="within")
@@ -224,6 +251,8 @@ class _Units:
 
 
 _FINEST_FIRST = ("grid", "community", "street", "district")
+# Filling every polygon with cells costs about as much as point-in-polygon for ~50k cells.
+_FILL_FROM = 50_000
 
 
 def _load_units(ws: Workspace, entries: list[LayerVersion]) -> _Units:
@@ -245,35 +274,34 @@ def _load_units(ws: Workspace, entries: list[LayerVersion]) -> _Units:
 # -- static facts ------------------------------------------------------------------------------
 def _buildings(ws: Workspace, entry: LayerVersion, base: int,
                summary: dict[str, Any]) -> tuple[tuple, dict[str, np.ndarray]]:
-    import shapely
-
-    frame = ws.read(entry.layer, entry.version)
-    geometry = frame.geometry.to_numpy()
-    centroid = shapely.centroid(geometry)
-    lng, lat = shapely.get_x(centroid), shapely.get_y(centroid)
+    path = ws.root / entry.file
+    wanted = [c for c in ("geometry", "use", "floors", "height_m")
+              if c in pq.read_schema(path).names]
+    # Only the columns needed, the use as a dictionary, geometry as coordinate buffers.
+    table = pq.read_table(path, columns=wanted, read_dictionary=["use"])
+    lng, lat, area_deg2 = centroids_and_areas(table.column("geometry"))
     cells = grid.points_to_cells(lng, lat, base)
-    footprint = _geodesic_area_m2(geometry, lat)
-    floors = pd.to_numeric(frame.get("floors"), errors="coerce") if "floors" in frame else None
-    floors = (floors.to_numpy(dtype=float) if floors is not None
-              else np.full(len(frame), np.nan))
-    if "height_m" in frame:
-        from_height = np.maximum(1, np.round(pd.to_numeric(frame["height_m"], errors="coerce")
-                                             .to_numpy(dtype=float) / _STOREY_M))
-        estimated = np.isnan(floors) & np.isfinite(from_height)
-        summary["buildings_floors_from_height"] = int(estimated.sum())
-        floors = np.where(estimated, from_height, floors)
+    footprint = _geodesic_area_m2(area_deg2, lat)
+    floors = _float_column(table, "floors")
+    from_height = np.maximum(1, np.round(_float_column(table, "height_m") / _STOREY_M))
+    estimated = np.isnan(floors) & np.isfinite(from_height)
+    summary["buildings_floors_from_height"] = int(estimated.sum())
+    floors = np.where(estimated, from_height, floors)
     missing = np.isnan(floors)
     summary["buildings_floors_defaulted"] = int(missing.sum())  # neither floors nor height
     floors = np.where(missing, 1.0, np.maximum(floors, 1.0))
     floor_area = footprint * floors
-    use = frame["use"].to_numpy(dtype=object)
-    columns = {"buildings_n": np.ones(len(frame)), "footprint_m2": footprint,
+    use = table.column("use").combine_chunks()
+    dictionary = use.dictionary.to_pylist()
+    codes = use.indices.to_numpy(zero_copy_only=False)
+    columns = {"buildings_n": np.ones(len(cells)), "footprint_m2": footprint,
                "floor_m2": floor_area}
     for u in BUILDING_USES:
-        mask = use == u
+        mask = codes == dictionary.index(u) if u in dictionary else np.zeros(len(cells), bool)
         columns[f"buildings_{u}_n"] = mask.astype(float)
         columns[f"floor_m2_{u}"] = np.where(mask, floor_area, 0.0)
-    residential = np.isin(use, RESIDENTIAL_USES)
+    residential = np.isin(codes, [dictionary.index(u) for u in RESIDENTIAL_USES
+                                  if u in dictionary])
     dasymetric = (lng, lat, np.where(residential, floor_area, 0.0), cells)
     return dasymetric, _sum_by(cells, columns)
 
@@ -432,8 +460,7 @@ def _static(ws: Workspace, roles: dict[str, list[LayerVersion]], units: _Units,
     table = _merge(parts)
     if "residents" not in table:
         table["residents"] = 0.0
-    lng, lat = grid.cell_centres(table["cell"].to_numpy(np.uint64))
-    codes, outside = units.assign(lng, lat)
+    codes, outside = units.assign(table["cell"].to_numpy(np.uint64), base)
     summary["cells_outside_boundaries"] = outside
     for level, values in codes.items():
         table[f"{level}_code"] = values
@@ -444,8 +471,7 @@ def _static(ws: Workspace, roles: dict[str, list[LayerVersion]], units: _Units,
         spread = _groups(ws, roles["population_groups"][0], table, units, base, summary)
         new_cells = np.setdiff1d(spread["cell"].to_numpy(np.uint64), table["cell"].to_numpy())
         if len(new_cells):
-            lng, lat = grid.cell_centres(new_cells)
-            new_codes, _ = units.assign(lng, lat)
+            new_codes, _ = units.assign(new_cells, base)
             table = pd.concat([table, pd.DataFrame({"cell": new_cells, **{
                 f"{lv}_code": v for lv, v in new_codes.items()}})], ignore_index=True)
             table = table.sort_values("cell", ignore_index=True)
@@ -495,67 +521,77 @@ def _cases(ws: Workspace, entry: LayerVersion | None, static: pd.DataFrame, unit
         _write(pd.DataFrame({"cell": np.empty(0, np.uint64)}), out / f"case_cells_r{base}.parquet")
         summary["cases"] = 0
         return
-    table = pq.read_table(ws.root / entry.file, columns=["report_date", "status", "geometry"])
-    import shapely
-
-    points = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-    cells = grid.points_to_cells(shapely.get_x(points), shapely.get_y(points), base)
-    dates = table.column("report_date").to_numpy(zero_copy_only=False).astype("M8[D]")
-    status = pd.Categorical(table.column("status").to_numpy(zero_copy_only=False),
-                            categories=CASE_STATUSES)
-    days = dates.astype(np.int64)
-    valid = (cells != grid.NO_CELL) & (status.codes >= 0) & ~np.isnat(dates)
+    table = pq.read_table(ws.root / entry.file, columns=["report_date", "status", "geometry"],
+                          read_dictionary=["status"])
+    lng, lat = point_coordinates(table.column("geometry"))
+    cells = grid.points_to_cells(lng, lat, base)
+    days = table.column("report_date").cast(pa.date32()).cast(pa.int32()).fill_null(
+        np.iinfo(np.int32).min).to_numpy(zero_copy_only=False).astype(np.int64)
+    status = table.column("status").combine_chunks()
+    known = {s: i for i, s in enumerate(CASE_STATUSES)}
+    status_map = np.array([known.get(s, -1) for s in status.dictionary.to_pylist()] + [-1])
+    status_idx = status.indices.fill_null(len(status_map) - 1).to_numpy(zero_copy_only=False)
+    codes = status_map[status_idx]
+    valid = (cells != grid.NO_CELL) & (codes >= 0) & (days != np.iinfo(np.int32).min)
     summary["cases_unplaced"] = int((~valid).sum())
     summary["cases"] = int(valid.sum())
-    cells, days, codes = cells[valid], days[valid], status.codes[valid].astype(np.int64)
+    cells, days, codes = cells[valid], days[valid], codes[valid]
     first = int(days.min()) if len(days) else 0
     span = int(days.max()) - first + 1 if len(days) else 1
-    key_rest = (days - first) * len(CASE_STATUSES) + codes
+    n_status = len(CASE_STATUSES)
+    day_index = days - first
 
-    def series(keys: np.ndarray) -> pd.DataFrame:
-        unique_keys, inverse = np.unique(keys, return_inverse=True)
-        combined = inverse.astype(np.int64) * (span * len(CASE_STATUSES)) + key_rest
-        combo, counts = np.unique(combined, return_counts=True)
-        group, rest = np.divmod(combo, span * len(CASE_STATUSES))
-        day, code = np.divmod(rest, len(CASE_STATUSES))
-        return pd.DataFrame({"key": unique_keys[group],
-                             "date": (day + first).astype("M8[D]"),
-                             "status": np.asarray(CASE_STATUSES, dtype=object)[code],
+    def series(group: np.ndarray, keys: np.ndarray, key_name: str) -> pd.DataFrame:
+        """Counts per (date, key, status), already in date order."""
+        combined = (day_index * len(keys) + group) * n_status + codes
+        size = span * len(keys) * n_status
+        if size <= 8_000_000:  # dense enough for a direct count, no sort
+            counts = np.bincount(combined, minlength=size)
+            found = np.flatnonzero(counts)
+            counts = counts[found]
+        else:
+            found, counts = np.unique(combined, return_counts=True)
+        rest, status_code = np.divmod(found, n_status)
+        day, key = np.divmod(rest, len(keys))
+        return pd.DataFrame({key_name: keys[key], "date": (day + first).astype("M8[D]"),
+                             "status": np.asarray(CASE_STATUSES, dtype=object)[status_code],
                              "n": counts.astype(np.int64)})
 
-    _write_cases(series(cells).rename(columns={"key": "cell"}), out / f"cases_r{base}.parquet")
+    # One sort of the case cells; every coarser grouping is derived on the unique cells.
+    case_cells, inverse = np.unique(cells, return_inverse=True)
+    _write_cases(series(inverse, case_cells, "cell"), out / f"cases_r{base}.parquet")
     for resolution in ws.config.rollups:
-        _write_cases(series(grid.cell_parents(cells, resolution)).rename(columns={"key": "cell"}),
+        parents, parent_of = np.unique(grid.cell_parents(case_cells, resolution),
+                                       return_inverse=True)
+        _write_cases(series(parent_of[inverse], parents, "cell"),
                      out / f"cases_r{resolution}.parquet")
     # Admin codes of the case cells: from the static table, or by point-in-polygon for cells
     # that hold nothing but cases.
-    known = pd.Index(static["cell"].to_numpy(np.uint64))
-    case_cells = np.unique(cells)
-    position = known.get_indexer(case_cells)
+    known_cells = pd.Index(static["cell"].to_numpy(np.uint64))
+    position = known_cells.get_indexer(case_cells)
     new = case_cells[position < 0]
     new_codes: dict[str, np.ndarray] = {}
     if len(new):
-        lng, lat = grid.cell_centres(new)
-        new_codes, _ = units.assign(lng, lat)
+        new_codes, _ = units.assign(new, base)
     # Cells that hold nothing but cases: their admin codes, for reading them like any cell.
     _write(pd.DataFrame({"cell": new, **{f"{lv}_code": new_codes.get(lv, np.empty(0, object))
                                          for lv in units.frames}}),
            out / f"case_cells_r{base}.parquet")
     summary["case_only_cells"] = len(new)
-    cell_slot = np.searchsorted(case_cells, cells)
+    have = position >= 0
     for level in units.frames:
         code_of = np.empty(len(case_cells), dtype=object)
-        have = position >= 0
         code_of[have] = static[f"{level}_code"].to_numpy(dtype=object)[position[have]]
         if len(new):
             code_of[~have] = new_codes[level]
-        _write_cases(series(code_of[cell_slot]).rename(columns={"key": "code"}),
+        unit_codes, unit_of = np.unique(code_of.astype(str), return_inverse=True)
+        _write_cases(series(unit_of[inverse], unit_codes.astype(object), "code"),
                      out / f"cases_{level}.parquet")
 
 
 def _write_cases(frame: pd.DataFrame, path: Path) -> None:
-    # Sorted by date, in row groups, so that a date filter reads only the groups it needs.
-    frame = frame.sort_values(["date", frame.columns[0]], kind="stable", ignore_index=True)
+    # In date order (as series() makes them) and in row groups, so that a date filter reads
+    # only the groups it needs.
     table = pa.Table.from_pandas(frame, preserve_index=False)
     index = table.schema.get_field_index("date")
     table = table.set_column(index, "date", table.column("date").cast(pa.date32()))

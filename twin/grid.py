@@ -29,6 +29,7 @@ __all__ = [
     "cell_parents",
     "cell_resolution",
     "cells_to_strings",
+    "fill_polygons",
     "grid_disk",
     "points_to_cells",
     "polygon_to_cells",
@@ -131,6 +132,24 @@ def polygon_to_cells(polygon: object, resolution: int) -> np.ndarray:
 
     return _to_numpy(h3v.geometry_to_cells(
         polygon, resolution, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid))
+
+
+def fill_polygons(polygons: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell whose centre lies in one of ``polygons`` (WGS84), with that polygon's index.
+
+    One vectorised call over all polygons; returns ``(cells, polygon_index)`` sorted by cell.
+    """
+    import h3ronpy
+    import shapely
+
+    lists = pa.array(h3v.wkb_to_cells(
+        pa.array(shapely.to_wkb(polygons)), resolution,
+        containment_mode=h3ronpy.ContainmentMode.ContainsCentroid, flatten=False))
+    counts = np.diff(np.asarray(lists.offsets))
+    cells = np.asarray(lists.flatten())
+    owner = np.repeat(np.arange(len(polygons)), counts)
+    order = np.argsort(cells, kind="stable")
+    return cells[order], owner[order]
 
 
 def grid_disk(cells: np.ndarray, k: int) -> np.ndarray:

@@ -735,8 +735,17 @@ class Workspace:
 
 
 def _write_parquet(frame: pd.DataFrame, fh: BinaryIO) -> None:
-    """Write ``frame`` to an open file: GeoParquet for a GeoDataFrame, Parquet otherwise."""
-    frame.to_parquet(fh, index=False, compression="zstd")
+    """Write ``frame`` to an open file: GeoParquet for a GeoDataFrame, Parquet otherwise.
+
+    Geometries use GeoArrow encoding: readers get flat coordinate arrays without decoding WKB
+    (see :mod:`twin.geoarrow`), and geopandas reads it back as usual.
+    """
+    import geopandas as gpd
+
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame.to_parquet(fh, index=False, compression="zstd", geometry_encoding="geoarrow")
+    else:
+        frame.to_parquet(fh, index=False, compression="zstd")
 
 
 def _remove(path: Path) -> None:
