@@ -202,3 +202,17 @@ def test_errors_are_also_builtin_errors(workspace: Workspace) -> None:
         Workspace.open(workspace.root / "nothing")
     with pytest.raises(ValueError):
         workspace.publish("BAD", "buildings", make_buildings(1))
+
+
+def test_older_database_is_migrated(workspace: Workspace, monkeypatch) -> None:
+    """A workspace of an older layout is upgraded in one transaction when opened."""
+    from twin import db
+
+    monkeypatch.setattr(db, "MIGRATIONS", ["CREATE TABLE extra_test (x INTEGER)"])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", 2)
+    Workspace.open(workspace.root)
+    conn = sqlite3.connect(workspace.db_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("SELECT COUNT(*) FROM extra_test").fetchone()[0] == 0
+    conn.close()
+    Workspace.open(workspace.root)  # already current: nothing to do

@@ -15,10 +15,16 @@ from pathlib import Path
 
 from twin.errors import StoreBusyError, StoreCorruptError
 
-__all__ = ["SCHEMA_VERSION", "check_schema", "connect", "create_schema", "write_transaction"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_schema", "connect", "create_schema", "migrate",
+           "write_transaction"]
+
+#: Steps that upgrade an existing database, in order: ``MIGRATIONS[i]`` takes a database of
+#: layout ``i + 1`` to layout ``i + 2``. Append here (never edit) when the layout changes; new
+#: databases get ``_SCHEMA`` followed by every migration.
+MIGRATIONS: list[str] = []
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 _SCHEMA = """
 CREATE TABLE layers (
@@ -99,15 +105,33 @@ def connect(path: Path, *, timeout: float = 30.0) -> sqlite3.Connection:
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create the tables of a new workspace database."""
     with write_transaction(conn, timeout=0.0):
-        # One statement at a time: executescript() would commit the open transaction.
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        for script in (_SCHEMA, *MIGRATIONS):
+            _execute_script(conn, script)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a database of another layout or version.
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    # One statement at a time: executescript() would commit the open transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def migrate(conn: sqlite3.Connection, *, timeout: float) -> int:
+    """Bring an older database up to :data:`SCHEMA_VERSION`; return how many steps ran.
+
+    All steps run in one transaction: a crash leaves the old layout, never half of one.
+    """
+    with write_transaction(conn, timeout=timeout):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for script in MIGRATIONS[version - 1:]:
+            _execute_script(conn, script)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return SCHEMA_VERSION - version
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> int:
+    """Refuse a database of another layout or a newer version; return its layout version.
 
     Raises
     ------
@@ -127,6 +151,7 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise StoreCorruptError(f"{path} is not a citytwin database (missing tables: "
                                 f"{', '.join(sorted(missing)) or 'none'}); restore it from a "
                                 "backup or create a new workspace with `twin init`")
+    return version
 
 
 @contextmanager

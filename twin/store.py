@@ -272,7 +272,8 @@ class Workspace:
         for sub in (ws.layers_dir, ws.tmp_dir, ws.facts_dir):
             sub.mkdir(exist_ok=True)
         with ws._connect() as conn:
-            db.check_schema(conn, ws.db_path)
+            if db.check_schema(conn, ws.db_path) < db.SCHEMA_VERSION:
+                db.migrate(conn, timeout=config.busy_timeout_s)
         ws.recovered = ws.recover()
         return ws
 
