@@ -21,7 +21,30 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_schema", "connect", "create_sc
 #: Steps that upgrade an existing database, in order: ``MIGRATIONS[i]`` takes a database of
 #: layout ``i + 1`` to layout ``i + 2``. Append here (never edit) when the layout changes; new
 #: databases get ``_SCHEMA`` followed by every migration.
-MIGRATIONS: list[str] = []
+MIGRATIONS: list[str] = [
+    # 2: zones (twin.zones): the zone row holds only its current version; versions are append-only.
+    """
+    CREATE TABLE zones (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        current_version INTEGER NOT NULL
+    );
+    CREATE TABLE zone_versions (
+        zone_id    TEXT NOT NULL REFERENCES zones(id),
+        version    INTEGER NOT NULL,
+        tier       TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        valid_from TEXT NOT NULL,
+        author     TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        cells      BLOB NOT NULL,
+        outline    BLOB,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (zone_id, version)
+    )
+    """,
+]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
