@@ -61,11 +61,11 @@ def check_cmd(workspace: Path, no_hashes: bool, as_json: bool) -> None:
     """
     ws = Workspace.open(workspace)
     problems = ws.check(hashes=not no_hashes)
+    lines = [f"problem: {p}" for p in problems] or [f"{ws.root}: ok"]
+    if ws.recovered:
+        lines.insert(0, f"cleaned {len(ws.recovered)} leftover file(s) of interrupted publishes")
     emit({"workspace": str(ws.root), "problems": problems, "recovered": ws.recovered},
-         as_json, lambda: "\n".join(
-             [f"cleaned {len(ws.recovered)} leftover file(s) of interrupted publishes"]
-             * bool(ws.recovered)
-             + ([f"problem: {p}" for p in problems] or [f"{ws.root}: ok"])))
+         as_json, "\n".join(lines))
     if problems:
         raise SystemExit(1)
 
