@@ -208,11 +208,12 @@ def test_older_database_is_migrated(workspace: Workspace, monkeypatch) -> None:
     """A workspace of an older layout is upgraded in one transaction when opened."""
     from twin import db
 
-    monkeypatch.setattr(db, "MIGRATIONS", ["CREATE TABLE extra_test (x INTEGER)"])
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 2)
+    current = db.SCHEMA_VERSION
+    monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, "CREATE TABLE extra_test (x)"])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", current + 1)
     Workspace.open(workspace.root)
     conn = sqlite3.connect(workspace.db_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == current + 1
     assert conn.execute("SELECT COUNT(*) FROM extra_test").fetchone()[0] == 0
     conn.close()
     Workspace.open(workspace.root)  # already current: nothing to do

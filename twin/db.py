@@ -44,6 +44,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (zone_id, version)
     )
     """,
+    # 3: alert history (twin.alerts): one row per rule, place and data date.
+    """
+    CREATE TABLE alerts (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        key        TEXT NOT NULL UNIQUE,
+        rule       TEXT NOT NULL,
+        severity   TEXT NOT NULL,
+        place      TEXT NOT NULL,
+        data_date  TEXT NOT NULL,
+        message_zh TEXT NOT NULL,
+        message_en TEXT NOT NULL,
+        data       TEXT NOT NULL,
+        raised_at  TEXT NOT NULL
+    )
+    """,
 ]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.

@@ -38,6 +38,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "errors": ("错误", "errors"),
     "warnings": ("警告", "warnings"),
     "seconds": ("秒", "seconds"),
+    "date": ("日期", "date"),
+    "severity": ("级别", "severity"),
+    "rule": ("规则", "rule"),
+    "place": ("地点", "place"),
+    "message_zh": ("说明", "message (zh)"),
+    "message_en": ("说明（英）", "message"),
 }
 
 

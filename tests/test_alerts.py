@@ -1,0 +1,86 @@
+"""Alert rules, their thresholds from twin.toml, de-duplication and history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest import ingest_manifest
+from tests.conftest import run_twin
+from twin import Workspace
+from twin.alerts import alert_history, evaluate, raise_alerts
+from twin.demo import generate_demo_city
+from twin.facts import Facts
+from twin.fuse import fuse
+
+
+@pytest.fixture(scope="module")
+def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("alerts")
+    manifest = generate_demo_city(root / "city", size="small", seed=3)
+    ws = Workspace.init(root / "ws", "示范市", bbox=tuple(manifest["city"]["bbox"]))
+    ingest_manifest(ws, root / "city" / "manifest.json")
+    fuse(ws)
+    return ws
+
+
+def _with_alert_settings(ws: Workspace, **values: float) -> Workspace:
+    text = ws.config_path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        line = next(line for line in text.splitlines() if line.startswith(f"{key} = "))
+        text = text.replace(line, f"{key} = {value}")
+    ws.config_path.write_text(text, encoding="utf-8")
+    return Workspace.open(ws.root)
+
+
+def test_stale_layers_follow_refresh_hours(demo_ws: Workspace) -> None:
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    alerts, _ = evaluate(demo_ws, "2026-04-30", now=soon)
+    assert [a for a in alerts if a.rule == "stale_layer"] == []
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=30)
+    alerts, _ = evaluate(demo_ws, "2026-04-30", now=later)
+    stale = {a.place for a in alerts if a.rule == "stale_layer"}
+    assert stale == {"cases", "stocks"}  # 24 h; the other kinds allow weeks or a year
+    message = next(a for a in alerts if a.place == "cases")
+    assert "已 30 小时未更新" in message.message_zh and "30 h old" in message.message_en
+
+
+def test_bed_occupancy_threshold(demo_ws: Workspace, tmp_path: Path) -> None:
+    day = dt.date(2026, 4, 30)
+    week2 = Facts(demo_ws).read("district", columns=["fac_hospital_capacity"],
+                                start=day - dt.timedelta(days=13), end=day)
+    needed = week2["cases"].sum() * 0.05
+    capacity = week2["fac_hospital_capacity"].sum()
+    share = needed / capacity
+    assert 0 < share < 1
+    below = _with_alert_settings(demo_ws, bed_occupancy=round(min(1.0, share * 1.5), 6))
+    assert [a for a in evaluate(below, day)[0] if a.rule == "beds"] == []
+    above = _with_alert_settings(demo_ws, bed_occupancy=round(share / 2, 6))
+    [alert] = [a for a in evaluate(above, day)[0] if a.rule == "beds"]
+    assert alert.data["needed"] == pytest.approx(needed)
+    assert alert.data["capacity"] == pytest.approx(capacity)
+    assert alert.severity == "warning"
+    _with_alert_settings(demo_ws, bed_occupancy=0.85)
+
+
+def test_alerts_are_kept_once(demo_ws: Workspace) -> None:
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=30)
+    alerts, _ = evaluate(demo_ws, "2026-04-29", now=later)
+    first = raise_alerts(demo_ws, alerts)
+    assert first and len(first) == len(alerts)
+    assert raise_alerts(demo_ws, alerts) == []  # same rule, place and date: nothing new
+    history = alert_history(demo_ws, "2026-04-29")
+    assert {h["key"] for h in history} >= {a.key for a in alerts}
+    assert all(h["data_date"] >= "2026-04-29" for h in history)
+
+
+def test_cli(demo_ws: Workspace) -> None:
+    result = run_twin("alerts", str(demo_ws.root), "--date", "2026-04-30", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"new", "skipped_rules", "history"}
+    text = run_twin("alerts", str(demo_ws.root), "--no-evaluate")
+    assert text.returncode == 0 and "预警" in text.stdout
