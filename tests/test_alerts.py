@@ -84,3 +84,25 @@ def test_cli(demo_ws: Workspace) -> None:
     assert set(data) == {"new", "skipped_rules", "history"}
     text = run_twin("alerts", str(demo_ws.root), "--no-evaluate")
     assert text.returncode == 0 and "预警" in text.stdout
+
+
+def test_zone_rules_low_cover_and_downgrade(demo_ws: Workspace) -> None:
+    from twin.zones import Zones, propose
+
+    propose(demo_ws, "2026-04-30")
+    zones = Zones(demo_ws)
+    lockdown = next(z for z in zones.list(status="proposed") if z.tier == "lockdown")
+    zones.save(lockdown.zone_id, lockdown.version, status="active", author="planner",
+               reason="approved by the command centre", valid_from="2026-04-30")
+    ws = _with_alert_settings(demo_ws, min_days_of_cover=1000.0)
+    alerts, skipped = evaluate(ws, "2026-04-30")
+    assert skipped == []
+    [low] = [a for a in alerts if a.rule == "low_cover" and a.place == lockdown.zone_id]
+    assert "water" in low.data["resources"] and "物资保障不足" in low.message_zh
+    # Long after the last infection inside, the lockdown may go down to control.
+    later, _ = evaluate(ws, "2026-06-30")
+    [due] = [a for a in later if a.rule == "downgrade_due" and a.place == lockdown.zone_id]
+    assert due.data["suggested_tier"] == "control"
+    assert "连续7天无新增感染者" in due.message_zh
+    assert [a for a in alerts if a.rule == "downgrade_due"] == []  # not yet on the 30th
+    _with_alert_settings(demo_ws, min_days_of_cover=1.0)

@@ -97,12 +97,55 @@ def _beds(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
         data={"needed": needed, "capacity": capacity, "active_cases": active})]
 
 
+def _downgrades_due(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
+    from twin.zones import downgrades
+
+    return [Alert(
+        rule="downgrade_due", severity="info", place=d["zone_id"], date=date.isoformat(),
+        message_zh=f"{d['name']}（{d['tier_zh']}）可降为{d['suggested_tier_zh']}：{d['rule_zh']}"
+                   f"，{d['reached_on']} 起满足",
+        message_en=f"{d['name']} ({d['tier']}) may go down to {d['suggested_tier']}: "
+                   f"{d['rule']}, met since {d['reached_on']}",
+        data={k: d[k] for k in ("zone_id", "version", "tier", "suggested_tier",
+                                "last_infection", "reached_on")})
+        for d in downgrades(ws, date)]
+
+
+def _low_cover(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
+    from twin.supply import workspace_gaps
+    from twin.zones import active_areas
+
+    zones = active_areas(ws)
+    if not zones:
+        return []
+    limit = float(ws.config["alerts"]["min_days_of_cover"])
+    gaps = workspace_gaps(ws, level="zone", zones=zones)
+    short = gaps[(gaps["area"] != "city") & (gaps["days_of_cover"] < limit)
+                 & (gaps["daily_demand"] > 0)]
+    alerts = []
+    for area, rows in short.groupby("area", sort=True):
+        worst = rows.sort_values("days_of_cover").iloc[0]
+        names = ", ".join(rows["resource"])
+        alerts.append(Alert(
+            rule="low_cover", severity="critical" if worst["days_of_cover"] < limit / 2
+            else "warning", place=str(area), date=date.isoformat(),
+            message_zh=f"区域 {area} 物资保障不足 {limit:g} 天：{names}"
+                       f"（最少 {worst['days_of_cover']:.1f} 天）",
+            message_en=f"zone {area} has less than {limit:g} day(s) of {names} "
+                       f"(lowest {worst['days_of_cover']:.1f} days)",
+            data={"resources": rows["resource"].tolist(),
+                  "days_of_cover": [round(float(v), 2) for v in rows["days_of_cover"]]}))
+    return alerts
+
+
 RuleFunction = Callable[[Workspace, dt.date, dt.datetime], list[Alert]]
 
 #: name -> (rule, module it needs or None)
 RULES: dict[str, tuple[RuleFunction, str | None]] = {
     "stale_layer": (_stale_layers, None),
     "beds": (_beds, None),
+    "downgrade_due": (_downgrades_due, "twin.zones"),
+    "low_cover": (_low_cover, "twin.supply"),
 }
 
 
