@@ -22,8 +22,8 @@ import click
 from twin.errors import TwinError
 from twin.i18n import bilingual
 
-__all__ = ["EXIT_INTERNAL", "EXIT_RETRY", "TwinGroup", "emit", "json_option", "step_progress",
-           "table"]
+__all__ = ["EXIT_INTERNAL", "EXIT_RETRY", "TwinGroup", "WorkspaceFirstGroup", "emit",
+           "json_option", "step_progress", "table"]
 
 EXIT_REFUSED = 1
 EXIT_RETRY = 75  # EX_TEMPFAIL
@@ -69,6 +69,20 @@ class TwinGroup(click.Group):
                            "citytwin. Run again with TWIN_DEBUG=1 to see the traceback and "
                            "report it", kind="InternalError", exit_code=EXIT_INTERNAL,
                            retryable=False, as_json=_wants_json(ctx)) from None
+
+
+class WorkspaceFirstGroup(click.Group):
+    """A subcommand group that also accepts the workspace before the subcommand.
+
+    ``twin zones WS propose`` and ``twin zones propose WS`` mean the same: the first form is
+    how people say it, the second how every command takes its workspace.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if (len(args) >= 2 and args[0] not in self.commands and not args[0].startswith("-")
+                and args[1] in self.commands):
+            args = [args[1], args[0], *args[2:]]
+        return super().parse_args(ctx, args)
 
 
 def _wants_json(ctx: click.Context) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._common import emit, json_option, table
+from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table
 from twin.config import LANGUAGES, parse_bbox
 from twin.errors import ConfigError
 from twin.store import LayerVersion, Workspace
@@ -70,7 +70,7 @@ def check_cmd(workspace: Path, no_hashes: bool, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@click.group("layers")
+@click.group("layers", cls=WorkspaceFirstGroup)
 def layers_group() -> None:
     """List layers, their versions, and roll a layer back."""
 

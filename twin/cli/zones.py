@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from twin.cli._common import emit, json_option, table
+from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table
 from twin.store import Workspace
 
 __all__ = ["register"]
@@ -30,7 +30,7 @@ def _zone_rows(zones: list[Any]) -> str:
                  ["zone", "name", "tier", "status", "version", "cells", "valid_from", "author"])
 
 
-@click.group("zones")
+@click.group("zones", cls=WorkspaceFirstGroup)
 def zones_cmd() -> None:
     """Control zones: lockdown 封控区, control 管控区, prevention 防范区.
 
@@ -48,12 +48,27 @@ def propose_cmd(workspace: Path, day: str | None, author: str, as_json: bool) ->
     """Propose zones from the infections of the last case_window_days days (status proposed)."""
     from twin.zones import propose
 
-    result = propose(Workspace.open(workspace), day, author=author)
-    emit(result, as_json, lambda: "\n".join(
-        [f"proposal for {result['date']} (window {'..'.join(result.get('window', []))}, "
-         f"{result.get('infections', 0)} infections)"]
-        + [f"  {k}: {', '.join(result[k]) or '-'}"
-           for k in ("created", "updated", "unchanged", "superseded")]))
+    ws = Workspace.open(workspace)
+    result = propose(ws, day, author=author)
+
+    def text() -> str:
+        from twin.zones import Zones
+
+        tiers = {z.zone_id: z.tier for z in Zones(ws).list()}
+        lines = [f"proposal 建议 for {result['date']} (window "
+                 f"{'..'.join(result.get('window', []))}, {result.get('infections', 0)} "
+                 "infections); people decide: activate with `twin zones WS edit … --status "
+                 "active`"]
+        for key in ("created", "updated", "unchanged", "superseded"):
+            ids = result[key]
+            by_tier = {t: sum(1 for i in ids if tiers.get(i) == t)
+                       for t in ("lockdown", "control", "prevention")}
+            shown = ", ".join(ids[:8]) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
+            counts = " / ".join(f"{n} {t}" for t, n in by_tier.items() if n)
+            lines.append(f"  {key}: {len(ids)}" + (f" ({counts}): {shown}" if ids else ""))
+        return "\n".join(lines)
+
+    emit(result, as_json, text)
 
 
 @zones_cmd.command("list")
