@@ -106,3 +106,22 @@ def test_zone_rules_low_cover_and_downgrade(demo_ws: Workspace) -> None:
     assert "连续7天无新增感染者" in due.message_zh
     assert [a for a in alerts if a.rule == "downgrade_due"] == []  # not yet on the 30th
     _with_alert_settings(demo_ws, min_days_of_cover=1.0)
+
+
+def test_area_turning_high_risk(demo_ws: Workspace) -> None:
+    """With a low threshold, the communities that cross it on a date raise one alert each."""
+    from twin.facts import Facts
+    from twin.risk import risk
+
+    ws = _with_alert_settings(demo_ws, high=0.32)
+    day = dt.date(2026, 4, 20)
+    facts = Facts(ws)
+    today = risk(facts, level="community", date=day).frame
+    before = risk(facts, level="community", date=day - dt.timedelta(days=1)).frame
+    expected = set(today.loc[today["grade"] == "high", "code"]) - set(
+        before.loc[before["grade"] == "high", "code"])
+    assert expected, "the threshold should make some community turn high on this date"
+    alerts, _ = evaluate(ws, day)
+    assert {a.place for a in alerts if a.rule == "high_risk"} == expected
+    assert all("转为高风险" in a.message_zh for a in alerts if a.rule == "high_risk")
+    _with_alert_settings(demo_ws, high=0.6)

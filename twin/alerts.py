@@ -97,6 +97,24 @@ def _beds(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
         data={"needed": needed, "capacity": capacity, "active_cases": active})]
 
 
+def _high_risk(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
+    from twin.facts import Facts
+    from twin.risk import reason, risk
+
+    facts = Facts(ws)
+    today = risk(facts, level="community", date=date).frame.set_index("code")
+    before = risk(facts, level="community", date=date - dt.timedelta(days=1)).frame
+    was_high = set(before.loc[before["grade"] == "high", "code"])
+    turned = today[(today["grade"] == "high") & ~today.index.isin(was_high)]
+    return [Alert(
+        rule="high_risk", severity="critical", place=str(code), date=date.isoformat(),
+        message_zh=f"{row['name']}转为高风险（得分 {row['score']:.2f}）：{reason(row, 'zh')}",
+        message_en=f"{row['name']} turned high-risk (score {row['score']:.2f}): "
+                   f"{reason(row, 'en')}",
+        data={"score": round(float(row["score"]), 4), "code": str(code)})
+        for code, row in turned.iterrows()]
+
+
 def _downgrades_due(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
     from twin.zones import downgrades
 
@@ -144,6 +162,7 @@ RuleFunction = Callable[[Workspace, dt.date, dt.datetime], list[Alert]]
 RULES: dict[str, tuple[RuleFunction, str | None]] = {
     "stale_layer": (_stale_layers, None),
     "beds": (_beds, None),
+    "high_risk": (_high_risk, "twin.risk"),
     "downgrade_due": (_downgrades_due, "twin.zones"),
     "low_cover": (_low_cover, "twin.supply"),
 }
