@@ -46,6 +46,21 @@ def make_buildings(n: int, *, seed: int = 0) -> gpd.GeoDataFrame:
         geometry=shapely.box(x, y, x + 0.0002, y + 0.0001), crs=4326)
 
 
+def fused_demo(root: Path, *, size: str = "small", seed: int = 0) -> tuple[Workspace, dict]:
+    """Generate the demo city under ``root``, ingest it into a new workspace and fuse it."""
+    from ingest import ingest_manifest
+    from twin.demo import generate_demo_city
+    from twin.fuse import fuse
+
+    manifest = generate_demo_city(root / "city", size=size, seed=seed)
+    ws = Workspace.init(root / "ws", "示范市", name_en="Demo City",
+                        bbox=tuple(manifest["city"]["bbox"]))
+    reports = ingest_manifest(ws, root / "city" / "manifest.json")
+    assert all(r.status == "published" for r in reports), [r.to_text() for r in reports]
+    assert fuse(ws).status == "fused"
+    return ws, manifest
+
+
 def run_twin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real ``twin`` console script; never raises on a non-zero exit."""
     env = {k: v for k, v in os.environ.items() if k != "TWIN_DEBUG"}

@@ -8,23 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from ingest import ingest_manifest
-from tests.conftest import run_twin
+from tests.conftest import fused_demo, run_twin
 from twin import Workspace
 from twin.alerts import alert_history, evaluate, raise_alerts
-from twin.demo import generate_demo_city
 from twin.facts import Facts
-from twin.fuse import fuse
 
 
 @pytest.fixture(scope="module")
 def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    root = tmp_path_factory.mktemp("alerts")
-    manifest = generate_demo_city(root / "city", size="small", seed=3)
-    ws = Workspace.init(root / "ws", "示范市", bbox=tuple(manifest["city"]["bbox"]))
-    ingest_manifest(ws, root / "city" / "manifest.json")
-    fuse(ws)
-    return ws
+    return fused_demo(tmp_path_factory.mktemp("alerts"), seed=3)[0]
 
 
 def _with_alert_settings(ws: Workspace, **values: float) -> Workspace:

@@ -584,17 +584,9 @@ def test_groups_of_a_community_without_residents_stay_in_it(workspace: Workspace
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict]:
     """The `small` demo city, generated, ingested and fused once."""
-    from ingest.api import ingest_manifest
-    from twin.demo import generate_demo_city
+    from tests.conftest import fused_demo
 
-    root = tmp_path_factory.mktemp("demo")
-    manifest = generate_demo_city(root / "city", size="small", seed=0)
-    ws = Workspace.init(root / "ws", "示范市", bbox=tuple(manifest["city"]["bbox"]))
-    reports = ingest_manifest(ws, root / "city" / "manifest.json")
-    assert all(r.status == "published" for r in reports), [r.status for r in reports]
-    result = fuse(ws)
-    assert result.status == "fused"
-    return ws, manifest
+    return fused_demo(tmp_path_factory.mktemp("demo"))
 
 
 ALL_LEVELS = (BASE, *ROLLUPS, *ADMIN)

@@ -230,17 +230,9 @@ def test_grades_follow_thresholds(scores: list[float], medium: float, gap: float
 # == the demo city, end to end ================================================================
 @pytest.fixture(scope="module")
 def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    from ingest import ingest_manifest
-    from twin.demo import generate_demo_city
-    from twin.fuse import fuse
+    from tests.conftest import fused_demo
 
-    root = tmp_path_factory.mktemp("risk_demo")
-    generate_demo_city(root / "city", size="small")
-    ws = Workspace.init(root / "ws", "示范市", name_en="Demo City",
-                        bbox=(121.30, 31.10, 121.65, 31.40))
-    ingest_manifest(ws, root / "city" / "manifest.json")
-    fuse(ws)
-    return ws
+    return fused_demo(tmp_path_factory.mktemp("risk_demo"))[0]
 
 
 def test_demo_city_every_level(demo_ws: Workspace) -> None:

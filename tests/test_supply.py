@@ -342,17 +342,9 @@ def test_router_blocked_is_exact() -> None:
 
 @pytest.fixture(scope="module")
 def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    import ingest
-    from twin.demo import generate_demo_city
-    from twin.fuse import fuse
+    from tests.conftest import fused_demo
 
-    root = tmp_path_factory.mktemp("supply")
-    generate_demo_city(root / "city", size="small")
-    ws = Workspace.init(root / "ws", "示范市", name_en="Demo City",
-                        bbox=(121.30, 31.10, 121.65, 31.40))
-    ingest.ingest_manifest(ws, root / "city" / "manifest.json")
-    fuse(ws)
-    return ws
+    return fused_demo(tmp_path_factory.mktemp("supply"))[0]
 
 
 @pytest.mark.slow

@@ -457,15 +457,10 @@ def test_cli(ws: Workspace, tmp_path: Path) -> None:
 
 def test_impact_gives_demand_and_gaps_inside(tmp_path: Path) -> None:
     """With a tier, impact adds each needed resource's demand, the stocks inside and the gap."""
-    from ingest import ingest_manifest
-    from twin.demo import generate_demo_city
-    from twin.fuse import fuse as fuse_ws
+    from tests.conftest import fused_demo
     from twin.zones import impact as zone_impact
 
-    manifest = generate_demo_city(tmp_path / "city", size="small", seed=1)
-    ws = Workspace.init(tmp_path / "ws", "示范市", bbox=tuple(manifest["city"]["bbox"]))
-    ingest_manifest(ws, tmp_path / "city" / "manifest.json")
-    fuse_ws(ws)
+    ws, _ = fused_demo(tmp_path, seed=1)
     facts = Facts(ws)
     base = facts.static(facts.base)
     cells = base.nlargest(50, "residents")["cell"].to_numpy(np.uint64)
