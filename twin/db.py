@@ -59,6 +59,18 @@ MIGRATIONS: list[str] = [
         raised_at  TEXT NOT NULL
     )
     """,
+    # 4: users and roles (twin.users): passwords only as salted scrypt hashes.
+    """
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        last_login_at TEXT
+    )
+    """,
 ]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.

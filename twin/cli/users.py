@@ -1,0 +1,146 @@
+"""``twin users``: add, list and change the people who may log in, and their roles.
+
+Passwords are never taken from the command line (it shows in ``ps`` and shell history): they
+are asked for twice on the terminal, or read as one line from standard input with
+``--password-stdin`` for scripts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table
+from twin.store import Workspace, _default_author
+from twin.users import ROLE_LABELS, ROLES, User, Users, check_name, check_password
+
+__all__ = ["register"]
+
+_actor_option = click.option(
+    "--actor", default=_default_author, show_default="your login name",
+    help="Who makes the change, for the audit log.")
+_stdin_option = click.option(
+    "--password-stdin", is_flag=True,
+    help="Read the password as one line from standard input instead of asking for it.")
+
+
+def _check_password_param(value: str) -> str:
+    try:
+        return check_password(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise click.UsageError("--password-stdin read an empty line; pipe the password "
+                                   "in, e.g. `printf '%s\\n' \"$PW\" | twin users WS add …`")
+        return password
+    return click.prompt("Password 密码", hide_input=True, confirmation_prompt=True,
+                        value_proc=_check_password_param)
+
+
+def _user_text(user: User) -> str:
+    state = "disabled 已停用" if user.disabled else "active 有效"
+    return f"{user.name}: {user.role_zh} {user.role}, {state}"
+
+
+@click.group("users", cls=WorkspaceFirstGroup)
+def users_cmd() -> None:
+    """People who may log in, and their roles: viewer 领导查看, planner 防控规划, gis GIS 数据,
+    admin 管理员. Every change is written to the audit log.
+    """
+
+
+@users_cmd.command("add")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES),
+              help="What the user may do.")
+@_stdin_option
+@_actor_option
+@json_option
+def add_cmd(workspace: Path, name: str, role: str, password_stdin: bool, actor: str,
+            as_json: bool) -> None:
+    """Add the user NAME; asks for the password."""
+    check_name(name)
+    users = Users(Workspace.open(workspace))
+    user = users.add(name, role, _read_password(password_stdin), actor=actor)
+    emit(user.to_dict(), as_json, f"added {_user_text(user)}")
+
+
+@users_cmd.command("list")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@json_option
+def list_cmd(workspace: Path, as_json: bool) -> None:
+    """Every user, role and last login."""
+    users = Users(Workspace.open(workspace)).list()
+
+    def text() -> str:
+        if not users:
+            return "no users; add one with `twin users WORKSPACE add NAME --role admin`"
+        return table([[u.name, f"{ROLE_LABELS[u.role][0]} {u.role}",
+                       "disabled" if u.disabled else "active", u.last_login_at or "-",
+                       u.created_at] for u in users],
+                     ["用户 user", "角色 role", "status", "最近登录 last login", "created_at"])
+
+    emit([u.to_dict() for u in users], as_json, text)
+
+
+@users_cmd.command("passwd")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@_stdin_option
+@_actor_option
+@json_option
+def passwd_cmd(workspace: Path, name: str, password_stdin: bool, actor: str,
+               as_json: bool) -> None:
+    """Set a new password for NAME; asks for it."""
+    users = Users(Workspace.open(workspace))
+    users.get(name)  # an unknown name fails before the password is asked for
+    user = users.set_password(name, _read_password(password_stdin), actor=actor)
+    emit(user.to_dict(), as_json, f"new password set for {user.name}")
+
+
+@users_cmd.command("role")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+@_actor_option
+@json_option
+def role_cmd(workspace: Path, name: str, role: str, actor: str, as_json: bool) -> None:
+    """Give NAME the role ROLE."""
+    user = Users(Workspace.open(workspace)).set_role(name, role, actor=actor)
+    emit(user.to_dict(), as_json, _user_text(user))
+
+
+@users_cmd.command("disable")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@_actor_option
+@json_option
+def disable_cmd(workspace: Path, name: str, actor: str, as_json: bool) -> None:
+    """Refuse every further login of NAME (the user stays in the audit trail)."""
+    user = Users(Workspace.open(workspace)).disable(name, actor=actor)
+    emit(user.to_dict(), as_json, _user_text(user))
+
+
+@users_cmd.command("enable")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@_actor_option
+@json_option
+def enable_cmd(workspace: Path, name: str, actor: str, as_json: bool) -> None:
+    """Allow a disabled user to log in again."""
+    user = Users(Workspace.open(workspace)).enable(name, actor=actor)
+    emit(user.to_dict(), as_json, _user_text(user))
+
+
+def register(cli: click.Group) -> None:
+    """Add ``twin users`` to the ``twin`` group."""
+    cli.add_command(users_cmd)
