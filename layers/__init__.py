@@ -1,3 +1,59 @@
-"""citytwin layers package."""
+"""citytwin layers: pure functions from twin data to pydeck layers, with legends.
 
-__all__: list[str] = []
+Every layer function takes twin data (DataFrames / GeoDataFrames) and a language (``"zh"`` or
+``"en"``) and returns a :class:`MapLayer`: the ``pdk.Layer``, its lean payload, a
+:class:`Legend` and a tooltip template. :func:`deck` / :func:`deck_spec` assemble them with no
+map provider, no map style and no URL: the base map is drawn from the city's own boundaries,
+roads and buildings (:mod:`layers.basemap`).
+"""
+
+from layers.basemap import boundaries, buildings, roads
+from layers.deck import deck, deck_spec, legends, tooltips, view_for_bounds
+from layers.errors import LayerError, LayerInputError, PrivacyError
+from layers.facilities import facilities
+from layers.hexes import case_hexes, hex_ids, residents_hexes, resolution_for_zoom, risk_hexes
+from layers.maplayer import MapLayer
+from layers.privacy import aggregate_cases_for_viewers, suppress_small_counts
+from layers.scales import (
+    CategoricalScale,
+    Legend,
+    LegendStop,
+    SequentialScale,
+    color_difference,
+    simulate_cvd,
+)
+from layers.supply import cover_areas, dispatch_arcs, dispatch_routes
+from layers.zones import zone_areas
+
+__all__ = [
+    "CategoricalScale",
+    "LayerError",
+    "LayerInputError",
+    "Legend",
+    "LegendStop",
+    "MapLayer",
+    "PrivacyError",
+    "SequentialScale",
+    "aggregate_cases_for_viewers",
+    "boundaries",
+    "buildings",
+    "case_hexes",
+    "color_difference",
+    "cover_areas",
+    "deck",
+    "deck_spec",
+    "dispatch_arcs",
+    "dispatch_routes",
+    "facilities",
+    "hex_ids",
+    "legends",
+    "residents_hexes",
+    "resolution_for_zoom",
+    "risk_hexes",
+    "roads",
+    "simulate_cvd",
+    "suppress_small_counts",
+    "tooltips",
+    "view_for_bounds",
+    "zone_areas",
+]
