@@ -27,7 +27,7 @@ def test_demo_data_json_and_refusals(tmp_path: Path) -> None:
 
 
 def test_demo_builds_source_and_workspace_and_is_rerunnable(tmp_path: Path) -> None:
-    first = run_twin("demo", str(tmp_path / "demo"), "--size", "small", "--json")
+    first = run_twin("demo", str(tmp_path / "demo"), "--size", "small", "--no-serve", "--json")
     assert first.returncode == 0, first.stderr
     data = json.loads(first.stdout)
     assert data["generated"] is True
@@ -35,13 +35,15 @@ def test_demo_builds_source_and_workspace_and_is_rerunnable(tmp_path: Path) -> N
     assert data["totals"] == manifest["totals"]
 
     assert {r["status"] for r in data["ingest"]} == {"published"}
+    assert data["prepared"]["account"]["user"] == "demo"
+    assert data["prepared"]["account"]["password"]  # shown once, on the first run
     ws = run_twin("layers", "list", data["workspace"], "--json")
     assert ws.returncode == 0
     assert len(json.loads(ws.stdout)) == len(manifest["files"])
     toml = (Path(data["workspace"]) / "twin.toml").read_text(encoding="utf-8")
     assert 'name = "示范市"' in toml and "bbox = [" in toml
 
-    second = run_twin("demo", str(tmp_path / "demo"), "--size", "small")
+    second = run_twin("demo", str(tmp_path / "demo"), "--size", "small", "--no-serve")
     assert second.returncode == 0, second.stderr
     assert "reused" in second.stdout and "示范市" in second.stdout
     assert "unchanged" in second.stdout and "published" not in second.stdout

@@ -9,7 +9,18 @@ from __future__ import annotations
 import click
 
 from twin import __version__
-from twin.cli import alerts, demo, fuse, ingest, risk, supply, users, workspace, zones
+from twin.cli import (
+    alerts,
+    demo,
+    fuse,
+    ingest,
+    risk,
+    serve,
+    supply,
+    users,
+    workspace,
+    zones,
+)
 from twin.cli._common import TwinGroup
 
 __all__ = ["cli", "main"]
@@ -33,7 +44,7 @@ def cli() -> None:
     """
 
 
-for module in (workspace, ingest, fuse, risk, zones, supply, alerts, users, demo):
+for module in (workspace, ingest, fuse, risk, zones, supply, alerts, users, serve, demo):
     module.register(cli)
 
 

@@ -66,8 +66,16 @@ def demo_data_cmd(out: Path, size: str, seed: int, overwrite: bool, as_json: boo
 @click.option("--size", type=click.Choice(_SIZES), default="city", show_default=True,
               help="Size of the demo city.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--serve/--no-serve", "serve_after", default=True, show_default=True,
+              help="Open the cockpit server at the end.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5006, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Address to serve on (0.0.0.0 for every interface).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default=None,
+              help="Label language of the cockpit (default: the workspace's).")
 @json_option
-def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
+def demo_cmd(directory: Path, size: str, seed: int, serve_after: bool, port: int,
+             address: str, lang: str | None, as_json: bool) -> None:
     """Go from nothing to a loaded demo workspace in one command.
 
     Writes the demo city's source files to DIRECTORY/source (kept when they already match the
@@ -96,16 +104,18 @@ def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
     with step_progress("ingest", enabled=not as_json) as on_step:
         reports = ingest_manifest(ws, manifest_path, author="demo", on_file=on_step)
     refused = [r for r in reports if r.status == "refused"]
-    fused = None
+    fused, prepared = None, None
     if not refused:
+        from dashboards.demo import prepare_demo
         from twin.fuse import fuse
 
         with step_progress("fuse", enabled=not as_json) as on_step:
             fused = fuse(ws, author="demo", on_step=on_step)
+        prepared = prepare_demo(ws)
     layers = ws.layers()
     data = {"source": str(source), "generated": generated, "workspace": str(ws.root),
             "totals": manifest["totals"], "ingest": [r.to_dict() for r in reports],
-            "fuse": fused.to_dict() if fused else None,
+            "fuse": fused.to_dict() if fused else None, "prepared": prepared,
             "layers": [layer.to_dict() for layer in layers]}
     emit(data, as_json, lambda: "\n".join([
         f"demo city 示范市 ({size}, seed {seed}): {_summary(manifest)}",
@@ -119,9 +129,27 @@ def demo_cmd(directory: Path, size: str, seed: int, as_json: bool) -> None:
         f"{fused.summary.get('cells', 0):,} cells · residents "
         f"{fused.summary.get('totals', {}).get('residents', 0):,.0f} · see `twin facts "
         f"{ws.root}`",
+        *([] if prepared is None else _prepared_text(prepared, ws)),
     ]))
     if refused:
         raise SystemExit(1)
+    if serve_after:
+        from dashboards.app import serve
+
+        click.echo(f"\ncockpit 数字驾驶舱: http://{address}:{port}/cockpit (Ctrl-C to stop)",
+                   err=True)
+        serve(ws, port=port, address=address, lang=lang)
+
+
+def _prepared_text(prepared: dict[str, Any], ws: Workspace) -> list[str]:
+    account = prepared["account"]
+    login = (f"log in as {account['user']} / {account['password']} (shown once; change it with "
+             f"`twin users {ws.root} passwd {account['user']}`)" if account["password"] else
+             f"log in as {account['user']} (set its password with `twin users {ws.root} passwd "
+             f"{account['user']}`)")
+    return [f"zones 防控区: {len(prepared['activated'])} activated · dispatch routes "
+            f"{prepared['dispatch_routes']} · new alerts {prepared['alerts_new']}",
+            f"viewer account 查看账号: {login}"]
 
 
 def register(cli: click.Group) -> None:

@@ -1,0 +1,191 @@
+"""The dashboards server: pages and auth only (the work is in state, views and twin).
+
+- One Panel server with pages (``/cockpit`` now; zones and catalog later), served by
+  :func:`serve` (``twin serve``).
+- Login: Panel's basic-auth flow with our own provider: passwords are checked by
+  :meth:`twin.users.Users.authenticate` (scrypt hashes in the workspace database), the login
+  and logout pages are our own HTML (nothing from a CDN), and the session cookie is signed.
+- Every page loads the user afresh from the workspace and calls
+  :func:`twin.users.require` on the server before building anything.
+- Offline: resources are served by this server (``BOKEH_RESOURCES=server``, Panel's
+  ``resources="server"``); panel-material-ui's dark ``Page`` loads nothing external.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import jinja2
+import panel as pn
+import panel_material_ui as pmui
+from panel.auth import BasicAuthProvider, BasicLoginHandler, LogoutHandler
+
+from dashboards.cockpit import Cockpit
+from dashboards.labels import label
+from dashboards.state import CockpitState
+from twin.errors import TwinError
+from twin.users import AuthError, UnknownUserError, User, Users, require
+
+__all__ = ["LOGIN_HTML", "TwinAuthProvider", "current_user", "make_pages", "serve"]
+
+#: Cookie lifetime in days (a wall screen logs in once).
+SESSION_DAYS = 30
+
+LOGIN_HTML = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><title>citytwin 登录 Login</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { background:#0e1320; color:#e8eaf0; font-family: "Noto Sans CJK SC", "Microsoft YaHei",
+  system-ui, sans-serif; display:flex; align-items:center; justify-content:center;
+  height:100vh; margin:0; }
+form { background:#1b2233; padding:2.5em 3em; border-radius:12px; min-width:320px; }
+h1 { font-size:1.4em; margin:0 0 1em 0; }
+label { display:block; margin:.8em 0 .3em; color:#aab3c5; }
+input { width:100%; padding:.6em; font-size:1em; border-radius:6px; border:1px solid #33405a;
+  background:#0e1320; color:#e8eaf0; box-sizing:border-box; }
+button { margin-top:1.4em; width:100%; padding:.7em; font-size:1em; border:0; border-radius:6px;
+  background:#4f8cff; color:white; cursor:pointer; }
+.ct-login-error { color:#ff5a5f; margin-top:1em; min-height:1.2em; }
+</style></head>
+<body><form class="ct-login" action="{{ login_endpoint }}" method="post">
+<h1>citytwin 数字驾驶舱 · Cockpit</h1>
+<label for="username">用户名 User name</label>
+<input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">密码 Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" class="ct-login-submit">登录 Log in</button>
+<div class="ct-login-error">{{ errormessage }}</div>
+</form></body></html>
+"""
+
+LOGOUT_HTML = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><title>citytwin</title>
+<style>body { background:#0e1320; color:#e8eaf0; font-family: system-ui, sans-serif;
+display:flex; align-items:center; justify-content:center; height:100vh; margin:0; }
+a { color:#9fd3ff; }</style></head>
+<body><p>已退出 Logged out · <a href="{{ LOGIN_ENDPOINT }}">登录 Log in</a></p></body></html>
+"""
+
+
+class TwinAuthProvider(BasicAuthProvider):
+    """Panel's login/logout flow with passwords checked against the workspace's users."""
+
+    def __init__(self, workspace: Any, **kwargs: Any) -> None:
+        self.workspace = workspace  # before super(): Bokeh validates the handlers there
+        super().__init__(**kwargs)
+        self._login_template = jinja2.Template(LOGIN_HTML, autoescape=True)
+        self._logout_template = jinja2.Template(LOGOUT_HTML, autoescape=True)
+
+    @property
+    def login_handler(self) -> type[BasicLoginHandler]:
+        workspace, endpoint, template = (self.workspace, self._login_endpoint,
+                                         self._login_template)
+
+        class TwinLoginHandler(BasicLoginHandler):
+            _login_endpoint = endpoint
+            _login_template = template
+
+            def _validate(self, username: str, password: str) -> bool:
+                try:
+                    Users(workspace).authenticate(username, password)
+                except AuthError:
+                    return False
+                return True
+
+            def post(self) -> None:
+                username = self.get_argument("username", "")
+                if self._validate(username, self.get_argument("password", "")):
+                    self.set_current_user(username)
+                    self.redirect(self.get_cookie("next_url", None) or "/cockpit")
+                else:  # generic message; the name and password are not echoed back
+                    self.redirect(f"{endpoint}?error=" + "wrong%20user%20name%20or%20password"
+                                  "%20%E7%94%A8%E6%88%B7%E5%90%8D%E6%88%96%E5%AF%86%E7%A0%81"
+                                  "%E9%94%99%E8%AF%AF")
+
+        return TwinLoginHandler
+
+    @property
+    def logout_handler(self) -> type[LogoutHandler]:
+        template, endpoint = self._logout_template, self._login_endpoint
+
+        class TwinLogoutHandler(LogoutHandler):
+            _logout_template = template
+            _login_endpoint = endpoint
+
+        return TwinLogoutHandler
+
+
+def current_user(workspace: Any, name: str | None) -> User | None:
+    """The logged-in user, loaded afresh from the workspace (None when unknown)."""
+    if not name:
+        return None
+    try:
+        return Users(workspace).get(name)
+    except UnknownUserError:
+        return None
+
+
+def _refusal(message: str, lang: str) -> Any:
+    return pmui.Page(title="citytwin", dark_theme=True, main=[pn.pane.HTML(
+        f'<div class="ct-status ct-refused"><h2>{label("refused", lang)}</h2>'
+        f"<p>{html.escape(message)}</p><p><a href=\"/logout\">{label('logout', lang)}</a>"
+        "</p></div>")])
+
+
+def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any:
+    """The cockpit for the current request's user (``action`` checked here, on the server).
+
+    ``view_cockpit`` is every role's cockpit (viewers see aggregated cases);
+    ``view_fine_cases`` is the case-detail page for planners, GIS staff and administrators.
+    """
+    args = pn.state.session_args if pn.state.curdoc else {}
+    kiosk = args.get("kiosk", [b"0"])[0] not in (b"0", b"", b"false")
+    page_lang = args.get("lang", [lang.encode()])[0].decode()
+    if page_lang not in ("zh", "en"):
+        page_lang = lang
+    user = current_user(workspace, pn.state.user)
+    try:
+        require(user, action)
+        state = CockpitState(workspace, role=user.role, lang=page_lang)
+    except (AuthError, TwinError) as exc:
+        return _refusal(str(exc), page_lang)
+    view = Cockpit(state=state, kiosk=kiosk)
+    pn.state.onload(view.start_callbacks)
+    title = f"{workspace.config.name} · {label('title', page_lang)}"
+    header = [] if kiosk else [pn.pane.HTML(
+        f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
+        f'<a href="/logout" style="color:inherit">{label("logout", page_lang)}</a></span>')]
+    return pmui.Page(title=title, dark_theme=True, theme_toggle=False, main=[view],
+                     header=header, sidebar_open=False)
+
+
+def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[], Any]]:
+    """The pages of the server: slug -> function building the page for one session."""
+    lang = lang or workspace.config.language
+
+    def cockpit() -> Any:
+        return cockpit_page(workspace, lang)
+
+    def detail() -> Any:
+        return cockpit_page(workspace, lang, action="view_fine_cases")
+
+    return {"cockpit": cockpit, "detail": detail}
+
+
+def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
+          lang: str | None = None, show: bool = False, threaded: bool = False,
+          cookie_secret: str | None = None, allow_origin: list[str] | None = None) -> Any:
+    """Serve the pages of ``workspace`` with login (returns the server or its thread)."""
+    os.environ.setdefault("BOKEH_RESOURCES", "server")
+    pn.config.oauth_expiry = SESSION_DAYS
+    secret = cookie_secret or os.environ.get("TWIN_COOKIE_SECRET") or secrets.token_hex(32)
+    provider = TwinAuthProvider(workspace, login_endpoint="/login",
+                                logout_endpoint="/logout")
+    origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    return pn.serve(make_pages(workspace, lang), port=port, address=address, show=show,
+                    threaded=threaded, cookie_secret=secret, auth_provider=provider,
+                    websocket_origin=origins, title="citytwin")
