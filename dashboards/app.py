@@ -100,7 +100,9 @@ class TwinAuthProvider(BasicAuthProvider):
                 username = self.get_argument("username", "")
                 if self._validate(username, self.get_argument("password", "")):
                     self.set_current_user(username)
-                    self.redirect(self.get_cookie("next_url", None) or "/cockpit")
+                    # "/" is Panel's page index: the people logging in want the cockpit.
+                    target = self.get_cookie("next_url", None)
+                    self.redirect(target if target and target != "/" else "/cockpit")
                 else:  # generic message; the name and password are not echoed back
                     self.redirect(f"{endpoint}?error=" + "wrong%20user%20name%20or%20password"
                                   "%20%E7%94%A8%E6%88%B7%E5%90%8D%E6%88%96%E5%AF%86%E7%A0%81"
