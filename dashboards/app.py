@@ -162,7 +162,7 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
         f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
         f'<a href="/logout" style="color:inherit">{label("logout", page_lang)}</a></span>')]
     return pmui.Page(title=title, dark_theme=True, theme_toggle=False, main=[view],
-                     header=header, sidebar_open=False)
+                     header=header, sidebar_open=False, sidebar_variant="temporary")
 
 
 def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[], Any]]:

@@ -111,8 +111,11 @@ class Cockpit(pn.viewable.Viewer):
                       for _ in KPI_NAMES]
         self._map = pn.pane.DeckGL({"layers": [], "mapStyle": None}, sizing_mode="stretch_both",
                                    css_classes=["ct-map"], min_height=300, throttle={
-                                       "view": 500, "hover": 200})
-        self._legend = pn.pane.HTML("", css_classes=["ct-legend"], sizing_mode="stretch_width")
+                                       "view": 500, "hover": 200},
+                                   styles={"flex": "1 1 auto", "min-height": "44vh"})
+        self._legend = pn.pane.HTML("", css_classes=["ct-legend"], sizing_mode="stretch_width",
+                                    styles={"max-height": "12vh", "overflow": "hidden",
+                                            "font-size": "0.8em"})
         self._source = ColumnDataSource({"date": [], "new": [], "mean7": []})
         self._chart = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_both", min_height=150,
                                     css_classes=["ct-trend"])
@@ -179,16 +182,17 @@ class Cockpit(pn.viewable.Viewer):
         def work() -> None:
             s = self.state
             maplayers = s.map_layers()
-            spec = layers.deck_spec(maplayers, bounds=s.bounds(), lang=s.lang)
+            spec = layers.deck_spec(maplayers, view=s.view(), lang=s.lang)
             old = self._map.object
             if isinstance(old, dict) and old.get("initialViewState"):
                 spec["initialViewState"] = old["initialViewState"]  # keep the view on updates
             self._map.tooltips = layers.tooltips(maplayers)
             self._map.object = spec
-            self._legend.object = "".join(
-                layer.legend.to_html(s.lang) for layer in maplayers
+            # Legends side by side in one compact strip under the map.
+            self._legend.object = '<div style="display:flex;gap:2vw;flex-wrap:wrap">' + "".join(
+                f"<div>{layer.legend.to_html(s.lang)}</div>" for layer in maplayers
                 if layer.legend is not None and not layer.id.startswith(
-                    ("districts", "communities", "boundaries")))
+                    ("districts", "communities", "boundaries"))) + "</div>"
         self._guard(work)
 
     def _state_date(self, *_: Any) -> None:
@@ -240,7 +244,8 @@ class Cockpit(pn.viewable.Viewer):
         controls = pn.Row(self._play, self._date, self._toggles, sizing_mode="stretch_width",
                           visible=not self.kiosk, css_classes=["ct-controls"])
         map_col = pn.Column(self._map, self._legend, sizing_mode="stretch_both",
-                            styles={"flex": "3 1 0"})
+                            styles={"flex": "3 1 0", "display": "flex",
+                                    "flex-direction": "column"})
         side = pn.Column(self._top10, self._chart, sizing_mode="stretch_both",
                          styles={"flex": "2 1 0"})
         middle = pn.Row(map_col, side, sizing_mode="stretch_width",

@@ -40,6 +40,10 @@ def _fmt_int(value: float) -> str:
     return f"{round(value):,d}"
 
 
+#: The map area of the cockpit on a 1920 × 1080 screen, for fitting the whole city into it.
+MAP_WIDTH_PX, MAP_HEIGHT_PX = 1100, 520
+
+
 class CockpitState(param.Parameterized):
     """Everything the cockpit shows, for one workspace, one role and one date."""
 
@@ -346,4 +350,10 @@ class CockpitState(param.Parameterized):
                    "show_zones", "show_facilities", "show_residents", "show_roads")
     def deck(self) -> dict[str, Any]:
         """The deck.gl spec for Panel's DeckGL pane (``mapStyle`` None: no tiles)."""
-        return layers.deck_spec(self.map_layers(), bounds=self.bounds(), lang=self.lang)
+        return layers.deck_spec(self.map_layers(), view=self.view(), lang=self.lang)
+
+    def view(self) -> Any:
+        """The whole city in the cockpit's map area (about 1100 × 520 px on a 1080p screen;
+        on a 4K screen the same view shows the city with room around it)."""
+        return layers.view_for_bounds(self.bounds(), width=MAP_WIDTH_PX,
+                                      height=MAP_HEIGHT_PX)

@@ -329,7 +329,8 @@ def test_stocks_refer_to_facilities(city: tuple[Path, dict]) -> None:
     assert list(st.columns) == ["设施编号", "物资", "数量", "单位", "日期"]
     assert len(st) == manifest["totals"]["stock_rows"]
     assert st["设施编号"].isin(fac["编号"]).all()
-    units = {"粮食": "kg", "蔬菜": "kg", "饮用水": "L", "口罩": "个", "抗原试剂": "人份",
+    units = {"粮食": "kg", "蔬菜": "kg", "肉禽蛋": "kg", "饮用水": "L", "口罩": "个",
+             "抗原试剂": "人份",
              "药品包": "份", "床位": "张"}  # fmt: skip
     assert set(st["物资"]) == set(units)
     assert (st["单位"] == st["物资"].map(units)).all()
