@@ -23,7 +23,8 @@ from dashboards.state import CockpitState
 __all__ = ["STYLES", "Cockpit"]
 
 _TOGGLES = ("risk", "cases", "zones", "facilities", "residents", "roads")
-_MAP_PARAMS = ["date", "data_version", "lang", "role", *(f"show_{t}" for t in _TOGGLES)]
+_MAP_PARAMS = ["date", "data_version", "lang", "role", "hex_resolution",
+               *(f"show_{t}" for t in _TOGGLES)]
 
 #: Cockpit CSS (no web fonts: system CJK fonts only). Sizes follow the viewport so that a
 #: 4K wall shows the same layout as a 1080p one, only sharper.
@@ -104,6 +105,9 @@ class Cockpit(pn.viewable.Viewer):
             options={label(t, lang): t for t in _TOGGLES},
             value=[t for t in _TOGGLES if getattr(s, f"show_{t}")],
             css_classes=["ct-layers"], button_type="default")
+        self._hexres = pn.widgets.RadioButtonGroup(
+            options={f"H3 {r}": r for r in s.param.hex_resolution.objects},
+            value=s.hex_resolution, css_classes=["ct-hexres"], button_type="default")
         self._status = pn.pane.HTML(s.status, css_classes=["ct-status"], stylesheets=[STYLES],
                                     sizing_mode="stretch_width")
         self._kpis = [pn.pane.HTML("", sizing_mode="stretch_width", min_height=90,
@@ -127,6 +131,8 @@ class Cockpit(pn.viewable.Viewer):
         self._date.param.watch(self._on_date, "value")
         self._play.param.watch(self._on_play, "value")
         self._toggles.param.watch(self._on_toggles, "value")
+        self._hexres.param.watch(lambda e: self.state.param.update(hex_resolution=e.new),
+                                 "value")
         # state -> widgets
         s.param.watch(self._state_date, ["date", "start", "end"])
         s.param.watch(self._state_status, ["status"])
@@ -241,7 +247,8 @@ class Cockpit(pn.viewable.Viewer):
         s = self.state
         kpi_row = pn.Row(*self._kpis, sizing_mode="stretch_width",
                          styles={"height": "13vh", "gap": "0.6vw"})
-        controls = pn.Row(self._play, self._date, self._toggles, sizing_mode="stretch_width",
+        controls = pn.Row(self._play, self._date, self._toggles, self._hexres,
+                          sizing_mode="stretch_width",
                           visible=not self.kiosk, css_classes=["ct-controls"])
         map_col = pn.Column(self._map, self._legend, sizing_mode="stretch_both",
                             styles={"flex": "3 1 0", "display": "flex",

@@ -60,6 +60,8 @@ class CockpitState(param.Parameterized):
     show_facilities = param.Boolean(default=False)
     show_residents = param.Boolean(default=False)
     show_roads = param.Boolean(default=False)
+    hex_resolution = param.Selector(default=8, objects=[7, 8, 9],
+                                    doc="H3 resolution of the risk hexes (the map's control).")
     data_version = param.Integer(default=0, doc="Bumped when new data lands in the workspace.")
     status = param.String(default="", doc="Message for the status area (mistakes, updates).")
 
@@ -312,7 +314,8 @@ class CockpitState(param.Parameterized):
         return self._memo(("basemap", self.lang), make)
 
     @param.depends("date", "data_version", "lang", "role", "show_risk", "show_cases",
-                   "show_zones", "show_facilities", "show_residents", "show_roads")
+                   "show_zones", "show_facilities", "show_residents", "show_roads",
+                   "hex_resolution")
     def map_layers(self) -> list[Any]:
         """The map's layers (``layers.MapLayer``) for the toggles, date and role."""
         lang = self.lang
@@ -325,7 +328,7 @@ class CockpitState(param.Parameterized):
             out.append(self._memo(("residents", lang), lambda: layers.residents_hexes(
                 self.facts.read(8, columns=["residents"]), lang)))
         if self.show_risk:
-            out.append(layers.risk_hexes(self.risk_table(8), lang))
+            out.append(layers.risk_hexes(self.risk_table(self.hex_resolution), lang))
         if self.show_zones:
             zones = [z for z in self._zones() if z.status in ("proposed", "active")]
             if zones:
@@ -347,7 +350,8 @@ class CockpitState(param.Parameterized):
         return self.workspace.config.bbox
 
     @param.depends("date", "data_version", "lang", "role", "show_risk", "show_cases",
-                   "show_zones", "show_facilities", "show_residents", "show_roads")
+                   "show_zones", "show_facilities", "show_residents", "show_roads",
+                   "hex_resolution")
     def deck(self) -> dict[str, Any]:
         """The deck.gl spec for Panel's DeckGL pane (``mapStyle`` None: no tiles)."""
         return layers.deck_spec(self.map_layers(), view=self.view(), lang=self.lang)

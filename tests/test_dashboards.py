@@ -197,3 +197,19 @@ def test_served_pages_log_in_and_load_nothing_external(demo, tmp_path: Path) -> 
         assert not _external(logout)
     finally:
         server.stop()
+
+
+def test_risk_hex_resolution_follows_the_control(demo) -> None:
+    """The map's resolution control picks the H3 resolution of the risk hexes."""
+    import numpy as np
+
+    from dashboards.state import CockpitState
+    from twin import grid
+
+    ws, _ = demo
+    state = CockpitState(ws, role="viewer")
+    for resolution in (7, 9):
+        state.hex_resolution = resolution
+        risk = next(layer for layer in state.map_layers() if layer.id.startswith("risk"))
+        cells = grid.strings_to_cells(list(risk.data["hex"]))
+        assert set(np.unique(grid.cell_resolution(cells)).tolist()) == {resolution}
