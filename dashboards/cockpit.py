@@ -38,12 +38,14 @@ STYLES = """
 .ct-kpi-detail { font-size: clamp(12px, 0.75vw, 34px); color: #aab3c5; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis; }
 .ct-kpi.ct-alarm { border-left-color: #ff5a5f; }
-.ct-top10 table { width: 100%; border-collapse: collapse;
+.ct-top10 table, :host(.ct-top10) table { width: 100%; border-collapse: collapse;
   font-size: clamp(13px, 0.8vw, 36px); }
-.ct-top10 td, .ct-top10 th { padding: 0.35vh 0.4vw; text-align: left;
+:host(.ct-legend) { font-size: clamp(11px, 0.65vw, 28px); }
+.ct-top10 td, .ct-top10 th, :host(.ct-top10) td, :host(.ct-top10) th {
+  padding: 0.35vh 0.4vw; text-align: left;
   border-bottom: 1px solid #2a3348; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; max-width: 14vw; }
-.ct-top10 th { color: #aab3c5; font-weight: 400; }
+.ct-top10 th, :host(.ct-top10) th { color: #aab3c5; font-weight: 400; }
 .ct-grade-high { color: #ff5a5f; font-weight: 700; } .ct-grade-medium { color: #ffb648; }
 .ct-alerts { font-size: clamp(14px, 0.9vw, 40px); white-space: nowrap; overflow: hidden; }
 .ct-alerts .ct-alert { display: inline-block; margin-right: 3vw; }

@@ -21,6 +21,7 @@ import layers
 from dashboards.labels import KPI_NAMES, label
 from twin.errors import LayerNotFoundError
 from twin.facts import Facts
+from twin.i18n import label as twin_label
 from twin.risk import risk
 from twin.supply import ACTIVE_STATUSES, active_cases, workspace_gaps
 from twin.users import ROLES, can
@@ -244,7 +245,9 @@ class CockpitState(param.Parameterized):
                               "detail": f"{_fmt_int(beds['needed'])} / "
                                         f"{_fmt_int(beds['capacity'])}"},
             "low_cover": {"value": len(low), "display": str(len(low)),
-                          "detail": ", ".join(sorted(set(low["resource"].astype(str))))},
+                          "detail": ("、" if lang == "zh" else ", ").join(
+                              twin_label(r, lang)
+                              for r in sorted(set(low["resource"].astype(str))))},
         }
         for name in KPI_NAMES:
             out[name]["label"] = label(name, lang)

@@ -91,6 +91,7 @@ def test_zone_rules_low_cover_and_downgrade(demo_ws: Workspace) -> None:
     assert skipped == []
     [low] = [a for a in alerts if a.rule == "low_cover" and a.place == lockdown.zone_id]
     assert "water" in low.data["resources"] and "物资保障不足" in low.message_zh
+    assert "饮用水" in low.message_zh and "water" in low.message_en
     # Long after the last infection inside, the lockdown may go down to control.
     later, _ = evaluate(ws, "2026-06-30")
     [due] = [a for a in later if a.rule == "downgrade_due" and a.place == lockdown.zone_id]

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from twin import db
+from twin.i18n import label
 from twin.store import Workspace
 
 __all__ = ["RULES", "Alert", "alert_history", "evaluate", "raise_alerts"]
@@ -143,13 +144,14 @@ def _low_cover(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
     alerts = []
     for area, rows in short.groupby("area", sort=True):
         worst = rows.sort_values("days_of_cover").iloc[0]
-        names = ", ".join(rows["resource"])
+        names_zh = "、".join(label(r, "zh") for r in rows["resource"])
+        names_en = ", ".join(label(r, "en") for r in rows["resource"])
         alerts.append(Alert(
             rule="low_cover", severity="critical" if worst["days_of_cover"] < limit / 2
             else "warning", place=str(area), date=date.isoformat(),
-            message_zh=f"区域 {area} 物资保障不足 {limit:g} 天：{names}"
+            message_zh=f"区域 {area} 物资保障不足 {limit:g} 天：{names_zh}"
                        f"（最少 {worst['days_of_cover']:.1f} 天）",
-            message_en=f"zone {area} has less than {limit:g} day(s) of {names} "
+            message_en=f"zone {area} has less than {limit:g} day(s) of {names_en} "
                        f"(lowest {worst['days_of_cover']:.1f} days)",
             data={"resources": rows["resource"].tolist(),
                   "days_of_cover": [round(float(v), 2) for v in rows["days_of_cover"]]}))

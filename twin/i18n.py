@@ -44,6 +44,15 @@ LABELS: dict[str, tuple[str, str]] = {
     "place": ("地点", "place"),
     "message_zh": ("说明", "message (zh)"),
     "message_en": ("说明（英）", "message"),
+    # resources of the needs table and stocks
+    "water": ("饮用水", "water"),
+    "grain": ("粮食", "grain"),
+    "vegetables": ("蔬菜", "vegetables"),
+    "protein": ("肉禽蛋", "meat, fish and eggs"),
+    "antigen_tests": ("抗原试剂", "antigen tests"),
+    "masks": ("口罩", "masks"),
+    "medicine": ("药品包", "medicine packs"),
+    "beds": ("床位", "beds"),
 }
 
 
