@@ -120,8 +120,8 @@ class Cockpit(pn.viewable.Viewer):
                                        "view": 500, "hover": 200},
                                    styles={"flex": "1 1 auto", "min-height": "44vh"})
         self._legend = pn.pane.HTML("", css_classes=["ct-legend"], sizing_mode="stretch_width",
-                                    styles={"max-height": "12vh", "overflow": "hidden",
-                                            "font-size": "0.8em"})
+                                    stylesheets=[STYLES],
+                                    styles={"max-height": "12vh", "overflow": "hidden"})
         self._source = ColumnDataSource({"date": [], "new": [], "mean7": []})
         self._chart = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_both", min_height=150,
                                     css_classes=["ct-trend"])

@@ -153,8 +153,9 @@ class Legend:
         rows = []
         for s in self.stops:
             r, g, b, a = s.color
-            rows.append(f'<div><span style="display:inline-block;width:14px;height:14px;'
-                        f'margin-right:6px;vertical-align:middle;'
+            # Sizes in em: the legend scales with the text of the page that shows it.
+            rows.append(f'<div><span style="display:inline-block;width:1em;height:1em;'
+                        f'margin-right:0.4em;vertical-align:middle;'
                         f'background:rgba({r},{g},{b},{max(a, 160) / 255:.2f})"></span>'
                         f"{escape(s.label(lang))}</div>")
         note = self.note_zh if lang == "zh" else self.note_en
