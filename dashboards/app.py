@@ -13,9 +13,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import html
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +30,7 @@ from panel.auth import BasicAuthProvider, BasicLoginHandler, LogoutHandler
 
 from dashboards.cockpit import Cockpit
 from dashboards.labels import label
+from dashboards.situation import shared_situation
 from dashboards.state import CockpitState
 from twin.errors import TwinError
 from twin.users import AuthError, UnknownUserError, User, Users, require
@@ -152,17 +157,30 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
     user = current_user(workspace, pn.state.user)
     try:
         require(user, action)
-        state = CockpitState(workspace, role=user.role, lang=page_lang)
+        state = CockpitState(workspace, shared_situation(workspace.root), role=user.role,
+                             lang=page_lang)
     except (AuthError, TwinError) as exc:
         return _refusal(str(exc), page_lang)
     view = Cockpit(state=state, kiosk=kiosk)
     pn.state.onload(view.start_callbacks)
-    title = f"{workspace.config.name} · {label('title', page_lang)}"
+    pn.state.on_session_destroyed(_release_memory)
+    title = f"{workspace.config.display_name(page_lang)} · {label('title', page_lang)}"
     header = [] if kiosk else [pn.pane.HTML(
         f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
         f'<a href="/logout" style="color:inherit">{label("logout", page_lang)}</a></span>')]
     return pmui.Page(title=title, dark_theme=True, theme_toggle=False, main=[view],
                      header=header, sidebar_open=False, sidebar_variant="temporary")
+
+
+def _release_memory(session_context: Any) -> None:
+    """After a session closes, give freed memory back to the operating system.
+
+    CPython keeps freed arenas and glibc keeps freed heap pages; a wall of screens that
+    reconnects every night would otherwise hold its peak for good.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[], Any]]:
@@ -180,14 +198,36 @@ def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[]
 
 def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
           lang: str | None = None, show: bool = False, threaded: bool = False,
-          cookie_secret: str | None = None, allow_origin: list[str] | None = None) -> Any:
-    """Serve the pages of ``workspace`` with login (returns the server or its thread)."""
+          cookie_secret: str | None = None, allow_origin: list[str] | None = None,
+          num_procs: int = 1, on_ready: Callable[[], None] | None = None) -> Any:
+    """Serve the pages of ``workspace`` with login (returns the server or its thread).
+
+    ``num_procs`` > 1 forks that many server processes sharing the port (Linux); each warms
+    its own shared situation, and they share the precomputed days through the workspace's
+    ``cache/situation``. ``on_ready`` is called in each process once it listens.
+    """
     os.environ.setdefault("BOKEH_RESOURCES", "server")
     pn.config.oauth_expiry = SESSION_DAYS
     secret = cookie_secret or os.environ.get("TWIN_COOKIE_SECRET") or secrets.token_hex(32)
     provider = TwinAuthProvider(workspace, login_endpoint="/login",
                                 logout_endpoint="/logout")
     origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
-    return pn.serve(make_pages(workspace, lang), port=port, address=address, show=show,
-                    threaded=threaded, cookie_secret=secret, auth_provider=provider,
-                    websocket_origin=origins, title="citytwin")
+    extra: dict[str, Any] = {"num_procs": num_procs} if num_procs > 1 else {}
+    server = pn.serve(make_pages(workspace, lang), port=port, address=address, show=show,
+                      threaded=threaded, cookie_secret=secret, auth_provider=provider,
+                      websocket_origin=origins, title="citytwin", start=threaded, **extra,
+                      # a closed page's session goes within seconds, not Bokeh's 15 s + 17 s
+                      unused_session_lifetime_milliseconds=5_000,
+                      check_unused_sessions_milliseconds=3_000)
+    if threaded:
+        return server
+    # From here on we are in the (forked) process that serves: warm its situation in the
+    # background so that the first screen finds today's picture ready.
+    shared = shared_situation(workspace.root)
+    server.io_loop.add_callback(lambda: threading.Thread(
+        target=shared.current, name="citytwin-warm", daemon=True).start())
+    server.start()
+    if on_ready is not None:
+        server.io_loop.add_callback(on_ready)
+    server.io_loop.start()
+    return server

@@ -1,8 +1,9 @@
 """The cockpit view: a thin ``pn.viewable.Viewer`` over :class:`dashboards.state.CockpitState`.
 
-Laid out for 1920×1080 and 3840×2160 without scrolling (sizes in viewport units), dark. Every
-widget is made in ``__init__``, so every browser session has its own. Stable CSS classes for
-browser tests are listed in ``dashboards/README.md``.
+Laid out for 1920×1080 and 3840×2160 without scrolling: sizes are in viewport units, and what
+cannot be (the map's fit, the chart's fonts) follows the window size the page reports
+(:class:`ScreenSize`). Every widget is made in ``__init__``, so every browser session has its
+own. Stable CSS classes for browser tests are listed in ``dashboards/README.md``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,15 @@ from typing import Any
 
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, Span
+from bokeh.models import ColumnDataSource, DatetimeTickFormatter, Legend, LegendItem, Span
 from bokeh.plotting import figure
+from panel.custom import JSComponent
 
 import layers
 from dashboards.labels import KPI_NAMES, label
-from dashboards.state import CockpitState
+from dashboards.state import TOGGLES, CockpitState
 
-__all__ = ["STYLES", "Cockpit"]
-
-_TOGGLES = ("risk", "cases", "zones", "facilities", "residents", "roads")
-_MAP_PARAMS = ["date", "data_version", "lang", "role", "hex_resolution",
-               *(f"show_{t}" for t in _TOGGLES)]
+__all__ = ["STYLES", "WIDGET_STYLES", "Cockpit", "ScreenSize"]
 
 #: Cockpit CSS (no web fonts: system CJK fonts only). Sizes follow the viewport so that a
 #: 4K wall shows the same layout as a 1080p one, only sharper.
@@ -33,25 +31,71 @@ STYLES = """
   "PingFang SC", system-ui, sans-serif; color: #e8eaf0; }
 .ct-kpi { background: #1b2233; border-radius: 0.6vw; padding: 0.6vh 0.8vw; height: 100%;
   box-sizing: border-box; border-left: 0.3vw solid #4f8cff; overflow: hidden; }
-.ct-kpi-label { font-size: clamp(14px, 0.95vw, 44px); color: #aab3c5; white-space: nowrap; }
-.ct-kpi-value { font-size: clamp(28px, 2.6vw, 120px); font-weight: 700; line-height: 1.1; }
-.ct-kpi-detail { font-size: clamp(12px, 0.75vw, 34px); color: #aab3c5; white-space: nowrap;
+.ct-kpi-label { font-size: clamp(14px, 0.95vw, 44px); color: #aab3c5; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis; }
+.ct-kpi-value { font-size: clamp(28px, 2.6vw, 120px); font-weight: 700; line-height: 1.1; }
+.ct-kpi-detail { font-size: clamp(12px, 0.72vw, 34px); color: #aab3c5; line-height: 1.25;
+  overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
 .ct-kpi.ct-alarm { border-left-color: #ff5a5f; }
 .ct-top10 table, :host(.ct-top10) table { width: 100%; border-collapse: collapse;
-  font-size: clamp(13px, 0.8vw, 36px); }
+  font-size: clamp(13px, 0.8vw, 36px); table-layout: fixed; }
 :host(.ct-legend) { font-size: clamp(11px, 0.65vw, 28px); }
 .ct-top10 td, .ct-top10 th, :host(.ct-top10) td, :host(.ct-top10) th {
   padding: 0.35vh 0.4vw; text-align: left;
   border-bottom: 1px solid #2a3348; white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; max-width: 14vw; }
+  text-overflow: ellipsis; }
 .ct-top10 th, :host(.ct-top10) th { color: #aab3c5; font-weight: 400; }
 .ct-grade-high { color: #ff5a5f; font-weight: 700; } .ct-grade-medium { color: #ffb648; }
-.ct-alerts { font-size: clamp(14px, 0.9vw, 40px); white-space: nowrap; overflow: hidden; }
+.ct-alerts { font-size: clamp(14px, 0.9vw, 40px); white-space: nowrap; overflow: hidden;
+  width: 100%; }
+.ct-ticker { display: inline-block; white-space: nowrap; padding-left: 100%;
+  animation: ct-scroll var(--ct-ticker-s, 60s) linear infinite; }
+.ct-ticker:hover { animation-play-state: paused; }
+@keyframes ct-scroll { from { transform: translateX(0); } to { transform: translateX(-100%); } }
+@media (prefers-reduced-motion: reduce) { .ct-ticker { animation: none; padding-left: 0; } }
 .ct-alerts .ct-alert { display: inline-block; margin-right: 3vw; }
 .ct-alerts .ct-critical { color: #ff5a5f; } .ct-alerts .ct-warning { color: #ffb648; }
 .ct-status { font-size: clamp(12px, 0.75vw, 32px); color: #9fd3ff; min-height: 1.2em; }
 .ct-title { font-size: clamp(18px, 1.3vw, 60px); font-weight: 700; }
+"""
+
+#: Panel widgets keep pixel sizes of their own; these scale them with the screen and make the
+#: state of a toggle plain to see (on: filled blue; off: outlined and dimmed).
+WIDGET_STYLES = """
+:host { font-size: clamp(14px, 0.8vw, 36px); }
+.bk-btn { font-size: clamp(14px, 0.8vw, 36px) !important; height: auto !important;
+  min-height: 2.2em; padding: 0.3em 0.8em !important; }
+.bk-btn-group .bk-btn:not(.bk-active) { background: transparent !important;
+  color: #aab3c5 !important; border: 1px solid #3a4660 !important; }
+.bk-btn-group .bk-btn.bk-active { background: #2f6fe4 !important; color: #fff !important;
+  border: 1px solid #7fb0ff !important; font-weight: 700; }
+.bk-btn-group .bk-btn.bk-active::before { content: "✓ "; }
+.bk-input-group label, .bk-slider-title, .bk-slider-value { font-size: clamp(14px, 0.8vw,
+  36px) !important; }
+.noUi-horizontal { height: clamp(8px, 0.5vw, 22px) !important; }
+.noUi-horizontal .noUi-handle { width: clamp(18px, 1.1vw, 48px) !important;
+  height: clamp(18px, 1.1vw, 48px) !important; top: -50% !important; }
+"""
+
+
+class ScreenSize(JSComponent):
+    """Reports the browser window's size in CSS pixels (and again on resize)."""
+
+    screen_width = param.Integer(default=0)
+    screen_height = param.Integer(default=0)
+
+    _esm = """
+export function render({ model }) {
+  const report = () => {
+    model.screen_width = window.innerWidth
+    model.screen_height = window.innerHeight
+  }
+  report()
+  window.addEventListener("resize", report)
+  const el = document.createElement("span")
+  el.style.display = "none"
+  return el
+}
 """
 
 
@@ -62,27 +106,42 @@ def _kpi_html(name: str, tile: dict[str, Any]) -> str:
     return (f'<div class="ct-kpi ct-kpi-{name}{alarm}">'
             f'<div class="ct-kpi-label">{html.escape(tile["label"])}</div>'
             f'<div class="ct-kpi-value">{html.escape(tile["display"])}</div>'
-            f'<div class="ct-kpi-detail">{html.escape(str(tile.get("detail", "")))}</div></div>')
+            f'<div class="ct-kpi-detail" title="{html.escape(str(tile.get("detail", "")))}">'
+            f'{html.escape(str(tile.get("detail", "")))}</div></div>')
 
 
 def _top10_html(frame: Any, lang: str) -> str:
+    widths = ("26%", "13%", "9%", "52%")
+    cols = "".join(f'<col style="width:{w}">' for w in widths)
     head = "".join(f"<th>{label(k, lang)}</th>" for k in ("community", "grade", "score",
                                                            "reason"))
     rows = "".join(
-        f'<tr><td>{i}. {html.escape(r.name)}</td>'
-        f'<td class="ct-grade-{html.escape(str(g))}">{html.escape(r.grade)}</td>'
+        f'<tr><td title="{html.escape(r.name)}">{i}. {html.escape(r.name)}</td>'
+        f'<td class="ct-grade-{html.escape(str(r.grade_key))}">{html.escape(r.grade)}</td>'
         f'<td>{r.score:.2f}</td><td title="{html.escape(r.reason)}">{html.escape(r.reason)}'
         f'</td></tr>'
-        for i, (r, g) in enumerate(zip(frame.itertuples(), frame["grade_key"], strict=True), 1))
+        for i, r in enumerate(frame.itertuples(), 1))
     return (f'<div class="ct-title">{label("top10", lang)}</div>'
-            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            f"<table><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
 def _alerts_html(rows: list[dict[str, Any]], lang: str) -> str:
     if not rows:
         return f'<span class="ct-alert">{label("no_alerts", lang)}</span>'
-    return "".join(f'<span class="ct-alert ct-{html.escape(r["severity"])}">⚠ '
-                   f'{html.escape(r["date"])} {html.escape(r["text"])}</span>' for r in rows)
+    items = "".join(f'<span class="ct-alert ct-{html.escape(r["severity"])}">⚠ '
+                    f'{html.escape(r["date_text"])} {html.escape(r["text"])}</span>'
+                    for r in rows)
+    # About 12 characters a second at any screen size: long enough to read on the move.
+    seconds = max(20, sum(len(r["text"]) + 8 for r in rows) // 12)
+    return (f'<div class="ct-ticker" style="--ct-ticker-s:{seconds}s">{items}</div>')
+
+
+def _legend_html(maplayers: list[Any], lang: str) -> str:
+    return '<div style="display:flex;gap:2vw;flex-wrap:wrap">' + "".join(
+        f"<div>{layer.legend.to_html(lang)}</div>" for layer in maplayers
+        if layer.legend is not None and not layer.id.startswith(
+            ("districts", "communities", "boundaries", "names"))) + "</div>"
 
 
 class Cockpit(pn.viewable.Viewer):
@@ -91,31 +150,38 @@ class Cockpit(pn.viewable.Viewer):
     state = param.ClassSelector(class_=CockpitState, constant=True)
     kiosk = param.Boolean(default=False, constant=True, doc="Wall screen: no controls.")
     play_period_ms = param.Integer(default=1500, constant=True)
-    poll_period_ms = param.Integer(default=5000, constant=True)
+    poll_period_ms = param.Integer(default=3000, constant=True)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         s = self.state
         lang = s.lang
+        styles = [WIDGET_STYLES]
         self._date = pn.widgets.DateSlider(
             name=label("date", lang), start=s.start, end=s.end, value=s.date,
-            css_classes=["ct-date"], sizing_mode="stretch_width", bar_color="#4f8cff")
+            css_classes=["ct-date"], sizing_mode="stretch_width", bar_color="#4f8cff",
+            stylesheets=styles, format="%m月%d日" if lang == "zh" else "%d %b")
         self._play = pn.widgets.Toggle(name=f"▶ {label('play', lang)}", value=s.playing,
-                                       css_classes=["ct-play"], width=130,
-                                       button_type="primary")
+                                       css_classes=["ct-play"], width=150,
+                                       button_type="primary", stylesheets=styles)
         self._toggles = pn.widgets.CheckButtonGroup(
-            options={label(t, lang): t for t in _TOGGLES},
-            value=[t for t in _TOGGLES if getattr(s, f"show_{t}")],
-            css_classes=["ct-layers"], button_type="default")
+            options={label(t, lang): t for t in TOGGLES}, value=list(s.layers_on),
+            css_classes=["ct-layers"], button_type="default", stylesheets=styles)
         self._hexres = pn.widgets.RadioButtonGroup(
             options={f"H3 {r}": r for r in s.param.hex_resolution.objects},
-            value=s.hex_resolution, css_classes=["ct-hexres"], button_type="default")
+            value=s.hex_resolution, css_classes=["ct-hexres"], button_type="default",
+            stylesheets=styles)
         self._status = pn.pane.HTML(s.status, css_classes=["ct-status"], stylesheets=[STYLES],
                                     sizing_mode="stretch_width")
         self._kpis = [pn.pane.HTML("", sizing_mode="stretch_width", min_height=90,
-                                   stylesheets=[STYLES])
-                      for _ in KPI_NAMES]
-        self._map = pn.pane.DeckGL({"layers": [], "mapStyle": None}, sizing_mode="stretch_both",
+                                   stylesheets=[STYLES]) for _ in KPI_NAMES]
+        self._screen = ScreenSize(width=0, height=0, margin=0, sizing_mode="fixed",
+                                  styles={"position": "absolute", "width": "0",
+                                          "height": "0", "overflow": "hidden"})
+        maplayers = s.map_layers()
+        self._map = pn.pane.DeckGL(layers.deck_spec(maplayers, view=s.view(), lang=lang),
+                                   tooltips=layers.tooltips(maplayers),
+                                   sizing_mode="stretch_both",
                                    css_classes=["ct-map"], min_height=300, throttle={
                                        "view": 500, "hover": 200},
                                    styles={"flex": "1 1 auto", "min-height": "44vh"})
@@ -123,7 +189,8 @@ class Cockpit(pn.viewable.Viewer):
                                     stylesheets=[STYLES],
                                     styles={"max-height": "12vh", "overflow": "hidden"})
         self._source = ColumnDataSource({"date": [], "new": [], "mean7": []})
-        self._chart = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_both", min_height=150,
+        self._fig = self._figure()
+        self._chart = pn.pane.Bokeh(self._fig, sizing_mode="stretch_both", min_height=150,
                                     css_classes=["ct-trend"])
         self._top10 = pn.pane.HTML("", css_classes=["ct-top10"], sizing_mode="stretch_both",
                                    stylesheets=[STYLES])
@@ -132,36 +199,59 @@ class Cockpit(pn.viewable.Viewer):
         # widgets -> state
         self._date.param.watch(self._on_date, "value")
         self._play.param.watch(self._on_play, "value")
-        self._toggles.param.watch(self._on_toggles, "value")
-        self._hexres.param.watch(lambda e: self.state.param.update(hex_resolution=e.new),
-                                 "value")
+        self._toggles.param.watch(lambda e: s.param.update(layers_on=list(e.new)), "value")
+        self._hexres.param.watch(lambda e: s.param.update(hex_resolution=e.new), "value")
+        self._screen.param.watch(self._on_screen, ["screen_width", "screen_height"])
+        self._map.param.watch(self._on_view, "view_state")
         # state -> widgets
         s.param.watch(self._state_date, ["date", "start", "end"])
         s.param.watch(self._state_status, ["status"])
         s.param.watch(self._render_data, ["date", "data_version", "lang"])
-        s.param.watch(self._render_map, _MAP_PARAMS)
+        s.param.watch(self._render_map, ["date", "data_version", "lang", "hex_resolution",
+                                         "layers_on", "zoom", "centre"])
+        s.param.watch(self._render_view, ["screen"])
         self._callbacks: list[Any] = []
         self._render_data()
-        self._render_map()
+        self._render_legend(maplayers)
 
     # -- state -> view ------------------------------------------------------------------
     def _figure(self) -> Any:
+        lang = self.state.lang
         fig = figure(x_axis_type="datetime", toolbar_location=None, sizing_mode="stretch_both",
                      background_fill_color="#111726", border_fill_color="#111726",
-                     title=label("trend", self.state.lang))
-        fig.vbar(x="date", top="new", width=86_400_000 * 0.8, source=self._source,
-                 color="#4f8cff", alpha=0.7)
-        fig.line(x="date", y="mean7", source=self._source, color="#ffb648", line_width=3)
+                     title=label("trend", lang))
+        bars = fig.vbar(x="date", top="new", width=86_400_000 * 0.8, source=self._source,
+                        color="#4f8cff", alpha=0.7)
+        line = fig.line(x="date", y="mean7", source=self._source, color="#ffb648",
+                        line_width=3)
         self._marker = Span(dimension="height", line_color="#ff5a5f", line_width=2,
                             location=0)
         fig.add_layout(self._marker)
+        fig.xaxis.formatter = (DatetimeTickFormatter(days="%m月%d日", months="%Y年%m月")
+                               if lang == "zh" else DatetimeTickFormatter(days="%d %b"))
+        legend = Legend(items=[LegendItem(label=label("legend_new", lang), renderers=[bars]),
+                               LegendItem(label=label("legend_mean7", lang),
+                                          renderers=[line])],
+                        location="top_left", background_fill_alpha=0.0, border_line_alpha=0.0,
+                        label_text_color="#e8eaf0")
+        fig.add_layout(legend)
         for axis in (fig.xaxis, fig.yaxis):
             axis.major_label_text_color = "#aab3c5"
-            axis.major_label_text_font_size = "14px"
         fig.title.text_color = "#e8eaf0"
-        fig.title.text_font_size = "18px"
         fig.grid.grid_line_color = "#2a3348"
+        self._set_fonts(fig, self.state.screen)
         return fig
+
+    @staticmethod
+    def _set_fonts(fig: Any, screen: tuple[float, float]) -> None:
+        """Chart fonts in pixels, scaled from 1080p to the reported screen."""
+        scale = max(1.0, min(screen[0] / 1920, screen[1] / 1080, 2.5))
+        for axis in (fig.xaxis, fig.yaxis):
+            axis.major_label_text_font_size = f"{round(14 * scale)}px"
+        fig.title.text_font_size = f"{round(18 * scale)}px"
+        for legend in fig.legend:
+            legend.label_text_font_size = f"{round(14 * scale)}px"
+            legend.glyph_width = legend.glyph_height = round(18 * scale)
 
     def _guard(self, work: Any) -> None:
         """Run a render step; a failure goes to the status area, not a traceback."""
@@ -180,11 +270,12 @@ class Cockpit(pn.viewable.Viewer):
             self._source.data = {"date": list(trend.index), "new": trend["new"].tolist(),
                                  "mean7": trend["mean7"].tolist()}
             self._marker.location = dt.datetime.combine(s.date, dt.time())
-            top = s.top10()
-            top["grade_key"] = s.risk_table("community").top(10)["grade"].astype(str).values
-            self._top10.object = _top10_html(top, s.lang)
+            self._top10.object = _top10_html(s.top10(), s.lang)
             self._alerts.object = _alerts_html(s.alerts(), s.lang)
         self._guard(work)
+
+    def _render_legend(self, maplayers: list[Any]) -> None:
+        self._legend.object = _legend_html(maplayers, self.state.lang)
 
     def _render_map(self, *_: Any) -> None:
         def work() -> None:
@@ -196,11 +287,22 @@ class Cockpit(pn.viewable.Viewer):
                 spec["initialViewState"] = old["initialViewState"]  # keep the view on updates
             self._map.tooltips = layers.tooltips(maplayers)
             self._map.object = spec
-            # Legends side by side in one compact strip under the map.
-            self._legend.object = '<div style="display:flex;gap:2vw;flex-wrap:wrap">' + "".join(
-                f"<div>{layer.legend.to_html(s.lang)}</div>" for layer in maplayers
-                if layer.legend is not None and not layer.id.startswith(
-                    ("districts", "communities", "boundaries"))) + "</div>"
+            self._render_legend(maplayers)
+        self._guard(work)
+
+    def _render_view(self, *_: Any) -> None:
+        """Fit the city to this screen's map area (once the page has said how big it is)."""
+        def work() -> None:
+            spec = dict(self._map.object)
+            view = self.state.view()
+            fitted = {"longitude": view.longitude, "latitude": view.latitude,
+                      "zoom": view.zoom}
+            current = spec.get("initialViewState", {})
+            if all(current.get(k) == v for k, v in fitted.items()):
+                return
+            spec["initialViewState"] = {**current, **fitted}
+            self._map.object = spec
+            self._set_fonts(self._fig, self.state.screen)
         self._guard(work)
 
     def _state_date(self, *_: Any) -> None:
@@ -211,6 +313,24 @@ class Cockpit(pn.viewable.Viewer):
         self._status.object = html.escape(event.new)
 
     # -- view -> state ------------------------------------------------------------------
+    def _on_screen(self, *_: Any) -> None:
+        width, height = self._screen.screen_width, self._screen.screen_height
+        if width > 0 and height > 0 and (width, height) != tuple(self.state.screen):
+            self.state.screen = (width, height)
+
+    def _on_view(self, event: Any) -> None:
+        zoom = (event.new or {}).get("zoom")
+        if zoom is None:
+            return
+        # Only crossing the 3D-buildings threshold changes the layers.
+        from dashboards.state import BUILDINGS_MIN_ZOOM
+
+        centre = (event.new.get("longitude"), event.new.get("latitude"))
+        if zoom >= BUILDINGS_MIN_ZOOM and None not in centre:
+            self.state.param.update(zoom=float(zoom), centre=centre)
+        elif (self.state.zoom or 0) >= BUILDINGS_MIN_ZOOM or self.state.zoom is None:
+            self.state.zoom = float(zoom)
+
     def _on_date(self, event: Any) -> None:
         value = event.new
         if isinstance(value, dt.datetime):
@@ -222,9 +342,6 @@ class Cockpit(pn.viewable.Viewer):
         self.state.playing = event.new
         self._play.name = (f"⏸ {label('pause', self.state.lang)}" if event.new
                            else f"▶ {label('play', self.state.lang)}")
-
-    def _on_toggles(self, event: Any) -> None:
-        self.state.param.update({f"show_{t}": t in event.new for t in _TOGGLES})
 
     # -- periodic -------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -260,7 +377,7 @@ class Cockpit(pn.viewable.Viewer):
         middle = pn.Row(map_col, side, sizing_mode="stretch_width",
                         styles={"height": "58vh" if not self.kiosk else "64vh", "gap": "0.6vw"})
         return pn.Column(
-            kpi_row, middle, self._alerts, controls, self._status,
+            kpi_row, middle, self._alerts, controls, self._status, self._screen,
             sizing_mode="stretch_both", stylesheets=[STYLES],
             css_classes=["ct-root", "ct-kiosk" if self.kiosk else "ct-interactive"],
             styles={"height": "calc(100vh - 80px)", "overflow": "hidden"},

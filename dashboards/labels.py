@@ -44,6 +44,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "refused": ("无权访问", "Access refused"),
     "no_facts": ("工作空间尚无融合数据", "the workspace has no fused facts yet"),
     "logout": ("退出", "Log out"),
+    "high_risk_detail": ("按风险等级阈值", "by the risk grade thresholds"),
+    "beds_unit": ("张", "beds"),
+    "none": ("无", "none"),
+    "proposals": ("建议区域", "Proposals"),
+    "cover": ("保障天数", "Days of cover"),
+    "routes": ("调拨线路", "Dispatch routes"),
+    "buildings": ("三维建筑", "3D buildings"),
+    "buildings_zoom": ("放大后显示三维建筑", "zoom in to see 3D buildings"),
+    "legend_new": ("每日新增", "new per day"),
+    "legend_mean7": ("7日均值", "7-day mean"),
+    "loading": ("正在准备态势数据…", "preparing the situation…"),
 }
 
 

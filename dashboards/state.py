@@ -1,10 +1,15 @@
 """The cockpit's state: one :class:`CockpitState` per browser session. No Panel here.
 
-Parameters are what a person controls (date, play/pause, layer toggles, language) plus the
-session's role; derived values are ``@param.depends`` methods calling plain ``twin`` and
-``layers`` functions, so the whole cockpit can be driven headlessly (set ``date``, read
-``kpis()``). Privacy: case counts follow the role (``view_fine_cases``): viewers get res-8
-aggregates with 1-9 shown as ``"<10"``.
+A session holds only what its person controls (date, play/pause, layer toggles, H3
+resolution, language, screen size) and its role. Everything it shows is looked up in the
+process's shared situation (:mod:`dashboards.situation`): no SQL, no recomputation and no
+dissolving of outlines happens per session. ``@param.depends`` methods turn those lookups into
+what the view renders, so the whole cockpit can be driven headlessly (set ``date``, read
+``kpis()``).
+
+Privacy: case counts follow the role (``view_fine_cases``) and ``[privacy]`` of ``twin.toml``:
+viewers get counts at ``privacy.viewer_resolution`` with 1 to ``suppress_below - 1`` shown as
+``"<N"``, in the tiles, the map and the top-ten reasons alike.
 """
 
 from __future__ import annotations
@@ -13,36 +18,36 @@ import contextlib
 import datetime as dt
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import param
 
 import layers
 from dashboards.labels import KPI_NAMES, label
+from dashboards.situation import SharedSituation, Snapshot, shared_situation
 from twin.errors import LayerNotFoundError
-from twin.facts import Facts
 from twin.i18n import label as twin_label
-from twin.risk import risk
-from twin.supply import ACTIVE_STATUSES, active_cases, workspace_gaps
+from twin.privacy import suppress_count
+from twin.situation import INFECTIONS
 from twin.users import ROLES, can
-from twin.zones import Zones, active_areas, impact
 
-__all__ = ["INFECTIONS", "CockpitState"]
+__all__ = ["INFECTIONS", "MAP_SHARE", "TOGGLES", "CockpitState"]
 
-#: Statuses counted as new infections on the cockpit (suspects and contacts are not cases).
-INFECTIONS = ACTIVE_STATUSES
-#: A resource with fewer days of cover than this counts in the ``low_cover`` tile.
-LOW_COVER_DAYS = 1.0
-#: The finest resolution planners and other authorised roles see case counts at.
-FINE_RESOLUTION = 10
+#: The map layers a person can switch, in toggle order.
+TOGGLES: tuple[str, ...] = ("risk", "cases", "zones", "proposals", "cover", "routes",
+                            "facilities", "residents", "roads", "buildings")
+#: Shown when a session starts.
+DEFAULT_ON: frozenset[str] = frozenset({"risk", "cases", "zones"})
+#: The map's share of the screen (width, height) in the cockpit layout, for fitting the city.
+MAP_SHARE = (0.585, 0.50)
+#: The resource whose days of cover the "cover" layer maps (drinking water: the first to run
+#: out in a lockdown, and the Sphere minimum every other need is planned around).
+COVER_RESOURCE = "water"
+#: The zoom from which 3D buildings are drawn (closer than a district).
+BUILDINGS_MIN_ZOOM = 13.5
 
 
 def _fmt_int(value: float) -> str:
     return f"{round(value):,d}"
-
-
-#: The map area of the cockpit on a 1920 × 1080 screen, for fitting the whole city into it.
-MAP_WIDTH_PX, MAP_HEIGHT_PX = 1100, 520
 
 
 class CockpitState(param.Parameterized):
@@ -55,55 +60,53 @@ class CockpitState(param.Parameterized):
     start = param.CalendarDate(default=None, allow_None=True, constant=True)
     end = param.CalendarDate(default=None, allow_None=True, constant=True)
     playing = param.Boolean(default=False, doc="Advance the date one day per tick.")
-    show_risk = param.Boolean(default=True)
-    show_cases = param.Boolean(default=True)
-    show_zones = param.Boolean(default=True)
-    show_facilities = param.Boolean(default=False)
-    show_residents = param.Boolean(default=False)
-    show_roads = param.Boolean(default=False)
+    layers_on = param.ListSelector(default=sorted(DEFAULT_ON), objects=list(TOGGLES))
     hex_resolution = param.Selector(default=8, objects=[7, 8, 9],
                                     doc="H3 resolution of the risk hexes (the map's control).")
+    screen = param.NumericTuple(default=(1920, 1080), length=2,
+                                doc="The browser window in CSS pixels (fits the city).")
+    zoom = param.Number(default=None, allow_None=True, doc="The map's zoom, as the person set it.")
+    centre = param.NumericTuple(default=None, allow_None=True, length=2,
+                                doc="The map's centre (lon, lat) when zoomed in.")
     data_version = param.Integer(default=0, doc="Bumped when new data lands in the workspace.")
-    status = param.String(default="", doc="Message for the status area (mistakes, updates).")
+    status = param.String(default="", doc="Messages for the status area.")
 
-    def __init__(self, workspace: Any, **params: Any) -> None:
+    def __init__(self, workspace: Any, situation: SharedSituation | None = None,
+                 **params: Any) -> None:
         super().__init__(workspace=workspace, **params)
-        self._cache: dict[Any, Any] = {}
-        self._seen = self._fingerprint()
-        self._load_range(keep_date=self.date is not None)
+        self._shared = situation or shared_situation(workspace.root)
+        self._snap = self._shared.current()
+        self._set_range(keep_date=self.date is not None)
 
     # -- data versions ----------------------------------------------------------------
-    def _fingerprint(self) -> tuple[Any, ...]:
-        facts = self.workspace.current_facts()
-        with self.workspace._connect() as conn:
-            alerts = conn.execute("SELECT count(*), max(id) FROM alerts").fetchone()
-            zones = conn.execute("SELECT count(*) FROM zone_versions").fetchone()
-        return (None if facts is None else facts.id, tuple(alerts), tuple(zones))
+    @property
+    def snapshot(self) -> Snapshot:
+        """The shared snapshot this session shows."""
+        return self._snap
 
-    def _load_range(self, keep_date: bool) -> None:
-        daily = self.daily_all()
-        if len(daily):
-            first, last = daily.index.min().date(), daily.index.max().date()
-        else:
-            first = last = dt.date.today()
+    @property
+    def situation(self) -> Any:
+        return self._snap.situation
+
+    def _set_range(self, keep_date: bool) -> None:
+        s = self.situation
         with param.edit_constant(self):
-            self.start, self.end = first, last
-        if not keep_date or self.date is None or not first <= self.date <= last:
-            self.date = last
+            self.start, self.end = s.start, s.end
+        if not keep_date or self.date is None or not s.start <= self.date <= s.end:
+            self.date = s.end
 
     def refresh(self) -> bool:
-        """Check the workspace for new facts, zones or alerts; reload if any. True if new.
+        """Pick up new data from the shared situation; True if there was any.
 
-        The cockpit calls this every few seconds, so new data appears without a reload.
+        The cockpit calls this every few seconds, so new data appears without a reload; a
+        screen watching the latest day follows it.
         """
-        seen = self._fingerprint()
-        if seen == self._seen:
+        snap = self._shared.current()
+        if snap is self._snap:
             return False
-        old_end = self.end
-        self._seen = seen
-        self._cache.clear()
-        follow = self.date == old_end  # watching the latest day: follow it
-        self._load_range(keep_date=not follow)
+        follow = self.date == self.end
+        self._snap = snap
+        self._set_range(keep_date=not follow)
         self.data_version += 1
         self.status = f"{label('updated', self.lang)} ({dt.datetime.now():%H:%M:%S})"
         return True
@@ -115,139 +118,92 @@ class CockpitState(param.Parameterized):
         nxt = self.date + dt.timedelta(days=1)
         self.date = self.start if nxt > self.end else nxt
 
-    # -- cached plain data ------------------------------------------------------------
-    def _memo(self, key: Any, make: Any) -> Any:
-        if key not in self._cache:
-            if len(self._cache) > 256:
-                self._cache.clear()
-            self._cache[key] = make()
-        return self._cache[key]
-
-    @property
-    def facts(self) -> Facts:
-        """The current facts (raises FactsNotFoundError before the first fuse)."""
-        return self._memo("facts", lambda: Facts(self.workspace))
-
     @property
     def fine(self) -> bool:
         """Whether this role may see case counts finer than the viewer aggregates."""
         return can(self.role, "view_fine_cases")
 
-    def daily_all(self) -> pd.DataFrame:
-        """City-wide new cases per date and status, every date."""
-        return self._memo("daily", lambda: self.facts.daily("district"))
-
-    def _zones(self) -> list[Any]:
-        return self._memo("zones", lambda: Zones(self.workspace).list())
-
-    def _active_zones(self, tier: str) -> list[Any]:
-        day = self.date.isoformat() if self.date else "9999"
-        return [z for z in self._zones() if z.status == "active" and z.tier == tier
-                and (not z.valid_from or z.valid_from[:10] <= day)]
+    def shows(self, toggle: str) -> bool:
+        """Whether the layer ``toggle`` is switched on."""
+        return toggle in self.layers_on
 
     # -- derived values ---------------------------------------------------------------
-    @param.depends("date", "data_version")
+    def _today(self) -> dict[str, Any]:
+        return self.situation.day(self.date)
+
     def new_cases(self) -> dict[str, int]:
         """New infections on ``date``, over the last 7 days and the 7 days before."""
-        daily = self.daily_all()
-        series = (daily[[s for s in INFECTIONS if s in daily]].sum(axis=1) if len(daily)
-                  else pd.Series(dtype=float))
-        series.index = pd.to_datetime(series.index)
-        day = pd.Timestamp(self.date)
-        week = series[(series.index > day - pd.Timedelta(days=7)) & (series.index <= day)]
-        before = series[(series.index > day - pd.Timedelta(days=14))
-                        & (series.index <= day - pd.Timedelta(days=7))]
-        return {"today": int(series.get(day, 0)), "last7": int(week.sum()),
-                "previous7": int(before.sum())}
+        return self.situation.new_cases(self.date)
 
-    @param.depends("date", "data_version")
     def zone_impact(self, tier: str) -> dict[str, float]:
         """Residents and elderly (65+) inside the active zones of ``tier`` on ``date``."""
-        zones = self._active_zones(tier)
-        cells = (np.unique(np.concatenate([z.cells for z in zones])) if zones
-                 else np.empty(0, np.uint64))
-        totals = impact(self.facts, cells).totals
-        return {"zones": len(zones), "residents": float(totals.get("residents", 0.0)),
-                "elderly": float(totals.get("age_65_plus", 0.0))}
+        return self._today()[tier]
 
-    @param.depends("date", "data_version")
     def risk_table(self, level: Any = "community") -> Any:
-        """:func:`twin.risk.risk` at ``level`` on ``date``."""
-        return self._memo(("risk", level, self.date),
-                          lambda: risk(self.facts, level=level, date=self.date))
+        """:func:`twin.risk.risk` at ``level`` on ``date`` (shared)."""
+        return self.situation.risk(self.date, level)
 
-    @param.depends("date", "data_version")
     def beds(self) -> dict[str, float]:
         """Hospital beds needed by active cases on ``date`` against hospital capacity."""
-        capacity = float(self.facts.static("district", ["fac_hospital_capacity"])
-                         ["fac_hospital_capacity"].sum())
-        active = active_cases(self.facts.cases("district"), as_of=self.date)
-        share = float(self.workspace.config["supply"]["bed_share_of_active_cases"])
-        needed = active * share
-        return {"needed": needed, "capacity": capacity,
-                "occupancy": needed / capacity if capacity > 0 else float("nan")}
+        beds = dict(self._today()["beds"])
+        if beds["occupancy"] is None:
+            beds["occupancy"] = float("nan")
+        return beds
 
-    @param.depends("data_version")
     def gaps(self) -> pd.DataFrame:
-        """Per active zone and resource: demand, supply, days of cover (current stocks)."""
-        def make() -> pd.DataFrame:
-            zones = active_areas(self.workspace)
-            if not zones:
-                return pd.DataFrame(columns=["area", "resource", "days_of_cover",
-                                             "daily_demand"])
-            return workspace_gaps(self.workspace, level="zone", zones=zones)
-        return self._memo("gaps", make)
+        """Per zone active on ``date`` and resource: demand, supply, days of cover."""
+        return self.situation.gaps(self.date)
 
-    @param.depends("data_version")
     def low_cover(self) -> pd.DataFrame:
-        """Zone/resource rows with less than a day of cover."""
-        g = self.gaps()
-        return g[(g["area"] != "city") & (g["daily_demand"] > 0)
-                 & (g["days_of_cover"] < LOW_COVER_DAYS)]
+        """Zone/resource rows with less than a day of cover on ``date``."""
+        return self.situation.low_cover(self.date)
 
     def _count(self, value: float) -> str:
         """A count for display: small counts hidden for viewers."""
         if self.fine:
             return _fmt_int(value)
-        return layers.suppress_small_counts([value])[0]
+        return suppress_count(round(value), self.situation.privacy.suppress_below)
+
+    def _date_text(self, day: dt.date) -> str:
+        return f"{day.month}月{day.day}日" if self.lang == "zh" else f"{day:%d %b}"
 
     @param.depends("date", "data_version", "lang", "role")
     def kpis(self) -> dict[str, dict[str, Any]]:
         """The KPI tiles: name -> value (number), display (text), label and detail."""
-        lang = self.lang
-        nc = self.new_cases()
-        lock, ctrl = self.zone_impact("lockdown"), self.zone_impact("control")
-        high = self.risk_table("community").counts()["high"]
+        lang, today = self.lang, self._today()
+        nc = today["new_cases"]
+        lock, ctrl = today["lockdown"], today["control"]
+        high = today["high_risk_communities"]
         beds = self.beds()
-        low = self.low_cover()
+        low = today["low_cover"]
         trend = ("trend_up" if nc["last7"] > nc["previous7"] else "trend_down"
                  if nc["last7"] < nc["previous7"] else "trend_flat")
         occ = beds["occupancy"]
+        sep = "、" if lang == "zh" else ", "
+
+        def zone_detail(z: dict[str, Any]) -> str:
+            return (f"{label('elderly', lang)} {_fmt_int(z['elderly'])} · "
+                    f"{z['zones']} {label('zones_count', lang)}")
+
         out = {
             "new_cases": {"value": nc["today"], "display": self._count(nc["today"]),
                           "detail": f"{label('last7', lang)} {self._count(nc['last7'])} · "
-                                    f"{label(trend, lang)}",
-                          "trend": trend},
+                                    f"{label(trend, lang)}", "trend": trend},
             "lockdown_residents": {"value": lock["residents"],
                                    "display": _fmt_int(lock["residents"]),
-                                   "detail": f"{label('elderly', lang)} "
-                                             f"{_fmt_int(lock['elderly'])} · {lock['zones']} "
-                                             f"{label('zones_count', lang)}",
-                                   "elderly": lock["elderly"]},
+                                   "detail": zone_detail(lock), "elderly": lock["elderly"]},
             "control_residents": {"value": ctrl["residents"],
                                   "display": _fmt_int(ctrl["residents"]),
-                                  "detail": f"{label('elderly', lang)} "
-                                            f"{_fmt_int(ctrl['elderly'])} · {ctrl['zones']} "
-                                            f"{label('zones_count', lang)}",
-                                  "elderly": ctrl["elderly"]},
-            "high_risk_communities": {"value": high, "display": str(high), "detail": ""},
+                                  "detail": zone_detail(ctrl), "elderly": ctrl["elderly"]},
+            "high_risk_communities": {"value": high, "display": str(high),
+                                      "detail": label("high_risk_detail", lang)},
             "bed_occupancy": {"value": occ, "display": "–" if occ != occ else f"{occ:.0%}",
                               "detail": f"{_fmt_int(beds['needed'])} / "
-                                        f"{_fmt_int(beds['capacity'])}"},
-            "low_cover": {"value": len(low), "display": str(len(low)),
-                          "detail": ("、" if lang == "zh" else ", ").join(
-                              twin_label(r, lang)
-                              for r in sorted(set(low["resource"].astype(str))))},
+                                        f"{_fmt_int(beds['capacity'])} "
+                                        f"{label('beds_unit', lang)}"},
+            "low_cover": {"value": low["rows"], "display": str(low["rows"]),
+                          "detail": sep.join(twin_label(r, lang) for r in low["resources"])
+                          or label("none", lang)},
         }
         for name in KPI_NAMES:
             out[name]["label"] = label(name, lang)
@@ -256,111 +212,168 @@ class CockpitState(param.Parameterized):
     @param.depends("date", "data_version")
     def trend(self) -> pd.DataFrame:
         """Daily new infections up to ``date`` with a 7-day mean (columns new, mean7)."""
-        daily = self.daily_all()
-        series = daily[[s for s in INFECTIONS if s in daily]].sum(axis=1)
-        series.index = pd.to_datetime(series.index)
-        series = series.asfreq("D", fill_value=0) if len(series) else series
-        frame = pd.DataFrame({"new": series, "mean7": series.rolling(7, min_periods=1).mean()})
-        return frame[frame.index <= pd.Timestamp(self.date)]
+        return self.situation.trend(self.date)
 
-    @param.depends("date", "data_version", "lang")
+    @param.depends("date", "data_version", "lang", "role")
     def top10(self) -> pd.DataFrame:
-        """The ten highest-risk communities: name, grade, score, main reason."""
-        table = self.risk_table("community")
-        top = table.top(10)
+        """The ten highest-risk communities: name, grade, score, main reason.
+
+        Viewers read the reasons with small case counts suppressed.
+        """
+        rows = self._today()["top10"]
+        grades = {"high": ("高风险", "high"), "medium": ("中风险", "medium"),
+                  "low": ("低风险", "low")}
+        privacy = "fine" if self.fine else "viewer"
         return pd.DataFrame({
-            "code": top["code"].astype(str), "name": top["name"].astype(str),
-            "grade": top[f"grade_{self.lang}"].astype(str),
-            "score": top["score"].astype(float).round(2),
-            "reason": [table.reason(row, self.lang) for _, row in top.iterrows()]})
+            "code": [r["code"] for r in rows], "name": [r["name"] for r in rows],
+            "grade_key": [r["grade"] for r in rows],
+            "grade": [grades[r["grade"]][0 if self.lang == "zh" else 1] for r in rows],
+            "score": [r["score"] for r in rows],
+            "reason": [r["reason"][privacy][self.lang] for r in rows]},
+            columns=["code", "name", "grade_key", "grade", "score", "reason"])
 
     @param.depends("date", "data_version", "lang")
-    def alerts(self, n: int = 12) -> list[dict[str, Any]]:
-        """The newest alerts raised for dates up to ``date``."""
-        from twin.alerts import alert_history
-
-        day = self.date.isoformat() if self.date else "9999"
-        rows = self._memo("alerts", lambda: alert_history(self.workspace))
+    def alerts(self, n: int = 50) -> list[dict[str, Any]]:
+        """The newest alerts raised for dates up to ``date`` (at most ``n``)."""
         return [{"date": r["data_date"], "severity": r["severity"],
-                 "text": r[f"message_{self.lang}"]} for r in rows if r["data_date"] <= day][:n]
+                 "date_text": self._date_text(dt.date.fromisoformat(r["data_date"][:10])),
+                 "text": r[f"message_{self.lang}"]}
+                for r in self.situation.alerts(self.date)][:n]
 
     @param.depends("date", "data_version", "role")
     def case_counts(self) -> pd.DataFrame:
-        """Infections of the last 7 days per cell as this role may see them.
+        """Infections of the last 7 days per cell as this role may see them."""
+        return self.situation.case_counts(self.date, fine=self.fine)
 
-        Viewers: resolution-8 cells with ``display`` ``"<10"`` for 1-9; authorised roles:
-        base cells with exact counts.
-        """
-        day = self.date
-        start = day - dt.timedelta(days=6)
-        cases = self.facts.cases(self.facts.base, start, day)
-        cases = cases[cases["status"].astype(str).isin(INFECTIONS)]
-        frame = (cases.groupby("cell", observed=True)["n"].sum().rename("cases").reset_index())
-        frame = frame[frame["cases"] > 0]
-        frame["cell"] = frame["cell"].astype(np.uint64)
-        if not self.fine:
-            return layers.aggregate_cases_for_viewers(frame)
-        frame["display"] = [_fmt_int(v) for v in frame["cases"]]
-        frame["suppressed"] = False
-        return frame.reset_index(drop=True)
+    # -- the map ------------------------------------------------------------------------
+    def _layer(self, key: tuple[Any, ...], make: Any) -> Any:
+        return self._snap.layer(key, make)
+
+    def _read(self, name: str) -> Any:
+        return self.situation.workspace.read(name)
 
     def _basemap(self) -> list[Any]:
         def make() -> list[Any]:
             out = []
             for name, level in (("districts", "district"), ("communities", "community")):
-                try:
-                    out.append(layers.boundaries(self.workspace.read(name), self.lang,
-                                                 level=level))
-                except LayerNotFoundError:
-                    continue
+                with contextlib.suppress(LayerNotFoundError):
+                    out.append(layers.boundaries(self._read(name), self.lang, level=level))
             return out
-        return self._memo(("basemap", self.lang), make)
+        return self._layer(("basemap", self.lang), make)
 
-    @param.depends("date", "data_version", "lang", "role", "show_risk", "show_cases",
-                   "show_zones", "show_facilities", "show_residents", "show_roads",
-                   "hex_resolution")
+    def _names(self) -> list[Any]:
+        def make() -> list[Any]:
+            with contextlib.suppress(LayerNotFoundError):
+                return [layers.boundary_names(self._read("districts"), self.lang)]
+            return []
+        return self._layer(("names", self.lang), make)
+
+    def _zones_layer(self, statuses: tuple[str, ...], layer_id: str) -> Any:
+        s = self.situation
+        zones = s.zones_on(self.date, statuses)
+        ident = tuple(sorted((z.zone_id, z.version) for z in zones))
+        if not zones:
+            return None
+        return self._layer(("zones", layer_id, ident, self.lang), lambda: layers.zone_areas(
+            zones, self.lang, layer_id=layer_id, statuses=statuses))
+
     def map_layers(self) -> list[Any]:
-        """The map's layers (``layers.MapLayer``) for the toggles, date and role."""
-        lang = self.lang
+        """The map's layers (``layers.MapLayer``) for the toggles, date and role, bottom first.
+
+        Every layer is built once per snapshot and shared by the sessions that show it.
+        """
+        lang, s, day = self.lang, self.situation, self.date
         out = list(self._basemap())
-        if self.show_roads:
+        if self.shows("roads"):
             with contextlib.suppress(LayerNotFoundError):
-                out.append(self._memo(("roads", lang), lambda: layers.roads(
-                    self.workspace.read("roads"), lang)))
-        if self.show_residents:
-            out.append(self._memo(("residents", lang), lambda: layers.residents_hexes(
-                self.facts.read(8, columns=["residents"]), lang)))
-        if self.show_risk:
-            out.append(layers.risk_hexes(self.risk_table(self.hex_resolution), lang))
-        if self.show_zones:
-            zones = [z for z in self._zones() if z.status in ("proposed", "active")]
-            if zones:
-                out.append(layers.zone_areas(zones, lang))
-        if self.show_cases:
-            counts = self.case_counts()
+                out.append(self._layer(("roads", lang), lambda: layers.roads(
+                    self._read("roads"), lang)))
+        if self.shows("residents") and s.facts is not None:
+            out.append(self._layer(("residents", lang), lambda: layers.residents_hexes(
+                s.facts.read(8, columns=["residents"]), lang)))
+        if self.shows("risk") and s.facts is not None:
+            res = self.hex_resolution
+            out.append(self._layer(("risk", day, res, lang), lambda: layers.risk_hexes(
+                s.risk(day, res), lang)))
+        if self.shows("cover"):
+            gaps = s.gaps(day)
+            zones = s.zones_on(day)
+            if len(gaps) and zones:
+                ident = tuple(sorted((z.zone_id, z.version) for z in zones))
+                with contextlib.suppress(layers.LayerError):
+                    out.append(self._layer(("cover", ident, lang), lambda: layers.cover_areas(
+                        gaps, s.zone_frame(day), COVER_RESOURCE, lang)))
+        if self.shows("proposals"):
+            layer = self._zones_layer(("proposed",), "proposals")
+            if layer is not None:
+                out.append(layer)
+        if self.shows("zones"):
+            layer = self._zones_layer(("active",), "zones")
+            if layer is not None:
+                out.append(layer)
+        if (self.shows("buildings") and (self.zoom or 0) >= BUILDINGS_MIN_ZOOM
+                and self.centre is not None):
+            box = self._view_box()
+            with contextlib.suppress(LayerNotFoundError):
+                out.append(self._layer(("buildings", box, lang), lambda: layers.buildings(
+                    _clip(self._read_buildings(), box), lang)))
+        if self.shows("cases") and s.facts is not None:
+            fine, policy = self.fine, s.privacy
+            counts = s.case_counts(day, fine=fine)
             if len(counts):
-                frame = counts[["cell", "cases"]]
-                out.append(layers.case_hexes(frame, lang, viewer=not self.fine,
-                                             resolution=8))
-        if self.show_facilities:
+                out.append(self._layer(("cases", day, fine, lang), lambda: layers.case_hexes(
+                    counts[["cell", "cases"]], lang, viewer=not fine,
+                    resolution=policy.viewer_resolution, below=policy.suppress_below)))
+        if self.shows("routes"):
+            routes = s.dispatch_routes(day)
+            if routes is not None:
+                ident = tuple(sorted((z.zone_id, z.version) for z in s.zones_on(day)))
+                out.append(self._layer(("routes", ident, lang), lambda: layers.dispatch_routes(
+                    routes, lang)))
+        if self.shows("facilities"):
             with contextlib.suppress(LayerNotFoundError):
-                out.append(self._memo(("facilities", lang), lambda: layers.facilities(
-                    self.workspace.read("facilities"), lang)))
+                out.append(self._layer(("facilities", lang), lambda: layers.facilities(
+                    self._read("facilities"), lang)))
+        out.extend(self._names())
         return out
+
+    def _read_buildings(self) -> Any:
+        return self._layer(("buildings_frame",), lambda: self._read("buildings"))
+
+    def _view_box(self) -> tuple[float, float, float, float]:
+        """The area around the map's centre that 3D buildings are drawn for: twice the
+        visible span, snapped to a grid of that span so small pans reuse the layer."""
+        import math
+
+        width, height = self.screen
+        span_x = 2 * width * MAP_SHARE[0] * 360.0 / (512.0 * 2 ** float(self.zoom or 0))
+        span_y = span_x * height * MAP_SHARE[1] / (width * MAP_SHARE[0])
+        lon, lat = self.centre or (0.0, 0.0)
+        x0 = math.floor(lon / span_x * 2) * span_x / 2 - span_x / 2
+        y0 = math.floor(lat / span_y * 2) * span_y / 2 - span_y / 2
+        return (round(x0, 5), round(y0, 5), round(x0 + 1.5 * span_x, 5),
+                round(y0 + 1.5 * span_y, 5))
 
     def bounds(self) -> tuple[float, float, float, float] | None:
         """The city's bounding box from twin.toml (None when not set)."""
-        return self.workspace.config.bbox
+        return self.situation.config.bbox
 
-    @param.depends("date", "data_version", "lang", "role", "show_risk", "show_cases",
-                   "show_zones", "show_facilities", "show_residents", "show_roads",
-                   "hex_resolution")
+    @param.depends("screen")
+    def view(self) -> Any:
+        """The whole city in the cockpit's map area of this screen."""
+        width, height = self.screen
+        return layers.view_for_bounds(self.bounds(), width=int(width * MAP_SHARE[0]),
+                                      height=int(height * MAP_SHARE[1]))
+
     def deck(self) -> dict[str, Any]:
         """The deck.gl spec for Panel's DeckGL pane (``mapStyle`` None: no tiles)."""
         return layers.deck_spec(self.map_layers(), view=self.view(), lang=self.lang)
 
-    def view(self) -> Any:
-        """The whole city in the cockpit's map area (about 1100 × 520 px on a 1080p screen;
-        on a 4K screen the same view shows the city with room around it)."""
-        return layers.view_for_bounds(self.bounds(), width=MAP_WIDTH_PX,
-                                      height=MAP_HEIGHT_PX)
+
+#: The most buildings drawn at once (a few streets' worth when zoomed in).
+MAX_BUILDINGS = 15_000
+
+
+def _clip(frame: Any, box: tuple[float, float, float, float]) -> Any:
+    """The buildings whose bounding box meets ``box`` (at most :data:`MAX_BUILDINGS`)."""
+    return frame.cx[box[0]:box[2], box[1]:box[3]].head(MAX_BUILDINGS)

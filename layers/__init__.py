@@ -7,7 +7,7 @@ map provider, no map style and no URL: the base map is drawn from the city's own
 roads and buildings (:mod:`layers.basemap`).
 """
 
-from layers.basemap import boundaries, buildings, roads
+from layers.basemap import boundaries, boundary_names, buildings, roads
 from layers.deck import deck, deck_spec, legends, tooltips, view_for_bounds
 from layers.errors import LayerError, LayerInputError, PrivacyError
 from layers.facilities import facilities
@@ -36,6 +36,7 @@ __all__ = [
     "SequentialScale",
     "aggregate_cases_for_viewers",
     "boundaries",
+    "boundary_names",
     "buildings",
     "case_hexes",
     "color_difference",

@@ -17,7 +17,8 @@ from layers.labels import LEVELS, ROAD_CLASSES, check_lang, pair, pick
 from layers.maplayer import MapLayer, feature_collection, make_layer, require_columns
 from layers.scales import CategoricalScale, Legend, LegendStop
 
-__all__ = ["BOUNDARY_STYLE", "ROAD_STYLE", "boundaries", "buildings", "roads"]
+__all__ = ["BOUNDARY_STYLE", "LABEL_FONT", "ROAD_STYLE", "boundaries", "boundary_names",
+           "buildings", "roads"]
 
 #: level -> (line RGBA, width in pixels); the land fill is drawn under districts only.
 BOUNDARY_STYLE: dict[str, tuple[tuple[int, int, int, int], float]] = {
@@ -62,6 +63,39 @@ def boundaries(frame: Any, lang: str = "zh", *, level: str | None = None,
                       get_fill_color=list(LAND_FILL), get_line_color=list(color),
                       get_line_width=width, line_width_units="pixels",
                       line_width_min_pixels=0.5, pickable=land)
+
+
+#: System CJK fonts only (no web fonts): the Noto CJK of Debian, then common desktop ones.
+LABEL_FONT = ('"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", '
+              "sans-serif")
+
+
+def boundary_names(frame: Any, lang: str = "zh", *, layer_id: str = "names",
+                   size_m: float = 900.0) -> MapLayer:
+    """The names of admin units at a point inside each, as map text.
+
+    Sizes are in metres, so the text grows with the zoom that fits the city: on a 4K wall the
+    names are as large, relative to the map, as on a 1080p screen. ``characterSet``
+    is the names' own characters, so deck.gl's font atlas holds the Chinese ones too.
+    """
+    check_lang(lang)
+    require_columns(frame, ["name", "geometry"], "boundary_names")
+    points = frame.geometry.representative_point()
+    name_en = frame["name_en"] if "name_en" in frame else None
+    text = (frame["name"].astype(str) if lang == "zh" or name_en is None
+            else name_en.fillna(frame["name"]).astype(str))
+    data = pd.DataFrame({"text": text.to_numpy(dtype=object),
+                         "lon": points.x.round(6).to_numpy(), "lat": points.y.round(6).to_numpy()})
+    return make_layer("TextLayer", layer_id, data, legend=None, tooltip_html=None, lang=lang,
+                      get_position=["lon", "lat"], get_text="text", get_size=size_m,
+                      size_units="meters", size_min_pixels=12, size_max_pixels=64,
+                      get_color=[235, 238, 245, 235], background=True,
+                      get_background_color=[14, 19, 32, 150], background_padding=[4, 2],
+                      font_family=LABEL_FONT,
+                      character_set="".join(sorted(set("".join(data["text"])))),
+                      pickable=False,
+                      # drawn over the flat hexes without z-fighting (deck.gl 9 / luma.gl 9)
+                      parameters={"depthCompare": "always", "depthWriteEnabled": False})
 
 
 def roads(frame: Any, lang: str = "zh", *, layer_id: str = "roads",

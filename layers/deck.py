@@ -24,7 +24,8 @@ from layers.maplayer import MapLayer, bounds_of
 
 __all__ = ["deck", "deck_spec", "legends", "tooltips", "view_for_bounds"]
 
-_TILE = 256.0
+#: deck.gl's web-mercator world is 512 pixels wide at zoom 0 (not the 256 of raster tiles).
+_TILE = 512.0
 
 
 def _merc_y(lat: float) -> float:

@@ -1,12 +1,19 @@
-"""Errors raised by the layers package."""
+"""Errors of the ``layers`` package.
+
+Every error derives from :class:`LayerError` (itself a :class:`twin.errors.TwinError`, so the
+command line and the dashboards report it as one clear message) and from the builtin a caller
+would catch.
+"""
 
 from __future__ import annotations
+
+from twin.errors import TwinError
 
 __all__ = ["LayerError", "LayerInputError", "PrivacyError"]
 
 
-class LayerError(Exception):
-    """Base class of the layers package's errors."""
+class LayerError(TwinError):
+    """Root of the layers package's errors."""
 
 
 class LayerInputError(LayerError, ValueError):

@@ -19,6 +19,7 @@ from layers.labels import UNITS, check_lang, pair, pick
 from layers.maplayer import COLOR_ACCESSOR, MapLayer, make_layer, require_columns, with_colors
 from layers.privacy import SMALL_COUNT, aggregate_cases_for_viewers
 from layers.scales import (
+    CASE_RAMP,
     GRADE_COLORS,
     INFERNO,
     VIRIDIS,
@@ -167,7 +168,7 @@ def residents_hexes(frame: pd.DataFrame, lang: str = "zh", *,
 
 def case_hexes(frame: pd.DataFrame, lang: str = "zh", *, viewer: bool = True,
                resolution: int = 8, value: str = "cases", layer_id: str = "cases",
-               opacity: float = 0.85) -> MapLayer:
+               opacity: float = 0.85, below: int = SMALL_COUNT) -> MapLayer:
     """Case counts per H3 cell in classes (``<10``, 10-49, 50-199, ≥200).
 
     With ``viewer=True`` (the default, the leaders' cockpit) counts are aggregated to
@@ -179,7 +180,7 @@ def case_hexes(frame: pd.DataFrame, lang: str = "zh", *, viewer: bool = True,
     require_columns(frame, ["cell", value], "case_hexes")
     if viewer:
         agg = aggregate_cases_for_viewers(frame[["cell", value]], value=value,
-                                          resolution=resolution)
+                                          resolution=resolution, below=below)
         counts, display = agg[value].to_numpy(), agg["display"].to_numpy(dtype=object)
         cells = agg["cell"].to_numpy(dtype=np.uint64)
     else:
@@ -188,16 +189,20 @@ def case_hexes(frame: pd.DataFrame, lang: str = "zh", *, viewer: bool = True,
         display = np.array([str(c) for c in counts], dtype=object)
     keep = counts > 0
     out = pd.DataFrame({"hex": hex_ids(cells[keep]), "cases": display[keep]})
-    classes = np.searchsorted(np.asarray(CASE_BINS), counts[keep], side="right") - 1
-    names = ("<10", "10–49", "50–199", "≥200")
-    ramp = SequentialScale(INFERNO, (0.0, len(names) - 1.0), alpha=(170, 230))
+    bins = (1, below, *(b for b in CASE_BINS[2:] if b > below))
+    classes = np.searchsorted(np.asarray(bins), counts[keep], side="right") - 1
+    names = (f"<{below}", *(f"{lo}–{hi - 1}" for lo, hi in zip(bins[1:], bins[2:],
+                                                                 strict=False)), f"≥{bins[-1]}")
+    # A ramp of its own (not risk's inferno), so cases and risk never read as one scale.
+    ramp = SequentialScale(CASE_RAMP, (0.0, len(names) - 1.0), alpha=(190, 240))
     colors = {n: ramp.color(float(i))[:3] for i, n in enumerate(names)}
     cat = CategoricalScale(colors, {n: (f"{n} 例", f"{n} cases") for n in names}, alpha=200,
                            order=names)
     out = with_colors(out, cat.rgba(np.asarray(names, dtype=object)[classes]))
-    note = (("1–9 例显示为 <10；按 8 级网格汇总", "1–9 shown as <10; aggregated to resolution 8")
+    note = ((f"1–{below - 1} 例显示为 <{below}；按 {resolution} 级网格汇总",
+             f"1–{below - 1} shown as <{below}; aggregated to H3 resolution {resolution}")
             if viewer else ("", ""))
-    legend = cat.legend("cases", ("病例数", "cases"), pair(UNITS, "cases"), note=note)
+    legend = cat.legend("cases", ("近7天病例", "cases, last 7 days"), ("", ""), note=note)
     html = "病例 {cases} 例" if lang == "zh" else "{cases} cases"
     return make_layer("H3HexagonLayer", layer_id, out, legend=legend, tooltip_html=html,
                       lang=lang, get_hexagon="hex", get_fill_color=COLOR_ACCESSOR,

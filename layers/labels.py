@@ -39,7 +39,7 @@ UNITS: dict[str, tuple[str, str]] = {
     "L": ("升", "L"), "kg": ("千克", "kg"), "test": ("人份", "tests"), "piece": ("只", "pieces"),
     "pack": ("盒", "packs"), "bed": ("张", "beds"), "days": ("天", "days"),
     "per_km2": ("人/平方公里", "persons/km²"), "persons": ("人", "persons"),
-    "cases": ("例", "cases"), "score": ("分（0–1）", "score (0–1)"), "m": ("米", "m"),
+    "cases": ("例", "cases"), "score": ("0–1", "0–1"), "m": ("米", "m"),
     "km": ("公里", "km"),
 }
 #: road class -> (zh, en)

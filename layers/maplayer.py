@@ -58,7 +58,14 @@ class MapLayer:
 def make_layer(kind: str, layer_id: str, data: pd.DataFrame | dict[str, Any], *,
                legend: Legend | None, tooltip_html: str | None, lang: str,
                **props: Any) -> MapLayer:
-    """Build the ``pdk.Layer`` and wrap it."""
+    """Build the ``pdk.Layer`` and wrap it.
+
+    pydeck turns every string property into a JavaScript expression (``"@@=pixels"``, which
+    deck.gl evaluates to ``undefined``); only accessors (``get_*``) are expressions here, so
+    the other strings (units, fonts, character sets) are passed as literal strings.
+    """
+    props = {k: (pdk.types.String(v) if isinstance(v, str) and not k.startswith("get_")
+                 else v) for k, v in props.items()}
     layer = pdk.Layer(kind, data, id=layer_id, **props)
     tooltip = ({"html": tooltip_html, "style": dict(TOOLTIP_STYLE)}
                if tooltip_html is not None else None)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from layers.errors import LayerInputError, PrivacyError
 from twin import grid
+from twin.privacy import suppress_counts
 
 __all__ = ["SMALL_COUNT", "VIEWER_RESOLUTION", "aggregate_cases_for_viewers",
            "suppress_small_counts"]
@@ -26,11 +27,10 @@ VIEWER_RESOLUTION = 8
 def suppress_small_counts(values: Any, below: int = SMALL_COUNT) -> list[str]:
     """Display strings of counts: ``"0"`` for zero, ``"<10"`` for 1-9, the number otherwise.
 
-    Non-integral values are rounded first (counts); NaN shows as ``"0"``.
+    Non-integral values are rounded first (counts); NaN shows as ``"0"``
+    (:func:`twin.privacy.suppress_counts`).
     """
-    counts = np.rint(np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)).astype(np.int64)
-    small = f"<{below}"
-    return [small if 0 < c < below else f"{c:d}" for c in np.atleast_1d(counts)]
+    return suppress_counts(values, below)
 
 
 def aggregate_cases_for_viewers(frame: pd.DataFrame, *, value: str = "cases",
@@ -65,6 +65,6 @@ def aggregate_cases_for_viewers(frame: pd.DataFrame, *, value: str = "cases",
     else:
         raise LayerInputError("case counts need a 'cell' or 'code' column")
     out[value] = np.rint(out[value]).astype(np.int64)
-    out["display"] = suppress_small_counts(out[value], below)
+    out["display"] = suppress_counts(out[value], below)
     out["suppressed"] = (out[value] > 0) & (out[value] < below)
     return out

@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from layers.errors import LayerInputError
+
 __all__ = [
+    "CASE_RAMP",
     "CIVIDIS",
     "FACILITY_GROUPS",
     "GRADE_COLORS",
@@ -54,6 +57,10 @@ INFERNO = _hex(["#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06"
 #: cividis (Nuñez, Anderton & Renslow 2018), designed for deuteranopes; dark blue -> yellow.
 CIVIDIS = _hex(["#00224e", "#123570", "#3b496c", "#575d6d", "#707173", "#8a8779", "#a69d75",
                 "#c4b56c", "#e4cf5b", "#fee838"])
+
+#: Case counts: ColorBrewer's single-hue blue-green ramp (YlGnBu, dark to light on the dark
+#: map), distinct from risk's inferno and safe under colour-vision deficiencies.
+CASE_RAMP = _hex(["#225ea8", "#1d91c0", "#41b6c4", "#7fcdbb", "#c7e9b4", "#ffffd9"])
 
 #: The Okabe-Ito colour-blind-safe qualitative palette (black left out: the map is dark).
 OKABE_ITO: dict[str, tuple[int, int, int]] = {
@@ -187,7 +194,8 @@ class SequentialScale:
     def __post_init__(self) -> None:
         lo, hi = self.domain
         if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-            raise ValueError(f"a scale's domain must be finite and increasing, got {self.domain}")
+            raise LayerInputError(f"a scale's domain must be two finite, increasing numbers "
+                                  f"(low, high), got {self.domain}; pass e.g. domain=(0, 100)")
 
     def position(self, values: Any) -> np.ndarray:
         """Where each value falls on the ramp, in [0, 1] (NaN stays NaN)."""

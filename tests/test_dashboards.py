@@ -123,8 +123,11 @@ def test_refresh_sees_new_alerts_without_reload(demo) -> None:
     from dashboards.state import CockpitState
     from twin.alerts import Alert, raise_alerts
 
+    from dashboards.situation import SharedSituation
+
     ws, _ = demo
-    state = CockpitState(ws, lang="en")
+    # a situation that looks at the workspace on every call (the server's waits 2 s)
+    state = CockpitState(ws, SharedSituation(ws.root, check_s=0, background=False), lang="en")
     assert state.refresh() is False
     day = state.date.isoformat()
     raise_alerts(ws, [Alert(rule="beds", severity="warning", place="test", date=day,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import ConfigError
+from twin.schema import ZONE_TIERS
 
 __all__ = [
     "LANGUAGES",
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 LANGUAGES = ("zh", "en")
-ZONE_TIERS = ("lockdown", "control", "prevention")
 _NEED_POPULATIONS = ("residents", "chronic_patients")
 _NEED_KEYS = {"unit": str, "per_capita_daily": float, "tiers": list, "population": str,
               "basis": str}
@@ -150,6 +150,11 @@ class Config:
     def name(self) -> str:
         """City name."""
         return self.data["city"]["name"]
+
+    def display_name(self, lang: str) -> str:
+        """The city's name in ``lang``: ``name_en`` for English when it is set."""
+        name_en = str(self.data["city"].get("name_en") or "")
+        return name_en if lang == "en" and name_en else self.name
 
     @property
     def language(self) -> str:

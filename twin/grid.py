@@ -21,10 +21,13 @@ import numpy as np
 import pyarrow as pa
 from h3ronpy import vector as h3v
 
+from twin.errors import CellError
+
 __all__ = [
     "NO_CELL",
     "average_cell_area_m2",
     "cell_boundaries_wkb",
+    "cells_outline",
     "cell_centres",
     "cell_parents",
     "cell_resolution",
@@ -126,6 +129,22 @@ def cell_boundaries_wkb(cells: np.ndarray) -> np.ndarray:
                       .to_pylist(), dtype=object)
 
 
+def cells_outline(cells: np.ndarray) -> object:
+    """The dissolved outline of cells of one resolution as one shapely (Multi)Polygon.
+
+    One call into H3's linked polygons (h3ronpy's ``link_cells``), about 8× faster than a
+    shapely union of the hexagons; holes are kept. ``None`` for no cells.
+    """
+    import shapely
+
+    cells = np.unique(np.asarray(cells, dtype=np.uint64))
+    if len(cells) == 0:
+        return None
+    parts = shapely.from_wkb(np.asarray(pa.array(h3v.cells_to_wkb_polygons(
+        pa.array(cells, type=pa.uint64()), link_cells=True)).to_pylist(), dtype=object))
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(list(parts))
+
+
 def polygon_to_cells(polygon: object, resolution: int) -> np.ndarray:
     """The cells whose centre lies inside a WGS84 polygon (any ``__geo_interface__`` object)."""
     import h3ronpy
@@ -167,10 +186,23 @@ def cells_to_strings(cells: np.ndarray) -> np.ndarray:
 
 
 def strings_to_cells(strings: np.ndarray | list[str]) -> np.ndarray:
-    """``uint64`` cells from hexadecimal H3 strings; invalid strings raise ValueError."""
-    cells = np.array([int(s, 16) for s in strings], dtype=np.uint64)
-    bad = [s for s, c in zip(strings, cells, strict=True)
-           if not h3.api.basic_int.is_valid_cell(int(c))]
+    """``uint64`` cells from hexadecimal H3 strings.
+
+    Raises
+    ------
+    CellError
+        Naming the strings that are not H3 cells (also a :class:`ValueError`).
+    """
+    values, bad = [], []
+    for s in strings:
+        try:
+            value = int(str(s), 16)
+        except ValueError:
+            value = 0
+        if not 0 < value < 2**64 or not h3.api.basic_int.is_valid_cell(value):
+            bad.append(s)
+        values.append(value)
     if bad:
-        raise ValueError(f"not H3 cells: {', '.join(map(repr, bad[:5]))}")
-    return cells
+        raise CellError(f"not H3 cells: {', '.join(map(repr, bad[:5]))}"
+                        + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    return np.array(values, dtype=np.uint64)

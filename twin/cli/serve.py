@@ -18,10 +18,12 @@ __all__ = ["register"]
               help="Label language (default: the city's language in twin.toml).")
 @click.option("--address", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--num-procs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes sharing the port (Linux); for many wall screens at once.")
 @click.option("--allow-origin", multiple=True,
               help="Host[:port] browsers may reach the server as (repeatable; default the "
                    "address and localhost).")
-def serve_cmd(workspace: Path, port: int, lang: str | None, address: str,
+def serve_cmd(workspace: Path, port: int, lang: str | None, address: str, num_procs: int,
               allow_origin: tuple[str, ...]) -> None:
     """Serve the dashboards of WORKSPACE: log in at /login, the cockpit is /cockpit.
 
@@ -33,10 +35,12 @@ def serve_cmd(workspace: Path, port: int, lang: str | None, address: str,
     from dashboards.app import serve
 
     ws = Workspace.open(workspace)
-    click.echo(f"citytwin cockpit: http://{address}:{port}/cockpit (log in at /login)",
-               err=True)
-    serve(ws, port=port, address=address, lang=lang, show=False,
-          allow_origin=list(allow_origin) or None)
+    url = f"http://{address}:{port}/cockpit"
+    procs = f", {num_procs} processes" if num_procs > 1 else ""
+    serve(ws, port=port, address=address, lang=lang, show=False, num_procs=num_procs,
+          allow_origin=list(allow_origin) or None,
+          on_ready=lambda: click.echo(f"citytwin cockpit: {url} (log in at /login{procs})",
+                                      err=True))
 
 
 def register(cli: click.Group) -> None:
