@@ -303,6 +303,7 @@ class Cockpit(pn.viewable.Viewer):
             spec["initialViewState"] = {**current, **fitted}
             self._map.object = spec
             self._set_fonts(self._fig, self.state.screen)
+            self._chart.param.trigger("object")  # the pane re-sends the figure's new fonts
         self._guard(work)
 
     def _state_date(self, *_: Any) -> None:

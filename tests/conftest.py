@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -46,8 +47,11 @@ def make_buildings(n: int, *, seed: int = 0) -> gpd.GeoDataFrame:
         geometry=shapely.box(x, y, x + 0.0002, y + 0.0001), crs=4326)
 
 
-def fused_demo(root: Path, *, size: str = "small", seed: int = 0) -> tuple[Workspace, dict]:
-    """Generate the demo city under ``root``, ingest it into a new workspace and fuse it."""
+#: Fused demo cities built in this test session: (size, seed) -> (directory, manifest).
+_FUSED_DEMOS: dict[tuple[str, int], tuple[Path, dict]] = {}
+
+
+def _build_fused_demo(root: Path, size: str, seed: int) -> dict:
     from ingest import ingest_manifest
     from twin.demo import generate_demo_city
     from twin.fuse import fuse
@@ -58,7 +62,40 @@ def fused_demo(root: Path, *, size: str = "small", seed: int = 0) -> tuple[Works
     reports = ingest_manifest(ws, root / "city" / "manifest.json")
     assert all(r.status == "published" for r in reports), [r.to_text() for r in reports]
     assert fuse(ws).status == "fused"
-    return ws, manifest
+    return manifest
+
+
+def fused_demo(root: Path, *, size: str = "small", seed: int = 0) -> tuple[Workspace, dict]:
+    """The demo city generated, ingested into a new workspace and fused, under ``root``.
+
+    Each (size, seed) is built once per test session (about 20 s for ``small``); every
+    caller gets its own copy of the source files and the workspace (paths inside a workspace
+    are relative), so tests that change it do not see each other's changes.
+    """
+    import copy
+    import shutil
+    import tempfile
+
+    key = (size, seed)
+    if key not in _FUSED_DEMOS:
+        built = Path(tempfile.mkdtemp(prefix=f"citytwin-demo-{size}-{seed}-"))
+        _FUSED_DEMOS[key] = (built, _build_fused_demo(built, size, seed))
+    built, manifest = _FUSED_DEMOS[key]
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("city", "ws"):
+        shutil.copytree(built / sub, root / sub, symlinks=True)
+    manifest = copy.deepcopy(manifest)
+    return Workspace.open(root / "ws"), manifest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_fused_demos() -> Iterator[None]:
+    """Delete the session's fused demo builds at the end."""
+    import shutil
+
+    yield
+    for built, _ in _FUSED_DEMOS.values():
+        shutil.rmtree(built, ignore_errors=True)
 
 
 def run_twin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
