@@ -122,7 +122,7 @@ class SharedSituation:
             try:
                 snap.situation.precompute()
                 snap.situation.prune_cache()
-            except Exception:  # noqa: BLE001 - a failed precompute only costs speed
+            except Exception:  # a failed precompute only costs speed: log it, serve on
                 import logging
 
                 logging.getLogger(__name__).exception("precomputing the situation failed")

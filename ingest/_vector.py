@@ -6,6 +6,7 @@ Only paths inside the private staging directory reach these functions (see ``_st
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,8 @@ def _read_ogr(path: Path, fmt: str, *, source_name: str, layer: str | None,
         except UnicodeDecodeError as exc:
             last_error = exc
             continue
-        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
-                pyogrio.errors.FieldTypeError, pyogrio.errors.GeometryError,
-                pyogrio.errors.CRSError, OSError, ValueError) as exc:
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError,
+                ValueError) as exc:  # DataLayerError: also its Field/Feature/Geometry/CRS kin
             detail = _gdal_message(exc, path, source_name)
             raise ParseError(f"{source_name} is not a readable {_NAMES[fmt]} ({detail}); check "
                              "that the file is complete and really of that format") from None
@@ -153,7 +153,13 @@ def _read_geoparquet(path: Path, source_name: str) -> gpd.GeoDataFrame:
 
 def _gdal_message(exc: Exception, path: Path, source_name: str) -> str:
     # GDAL messages name our private staging path; the user knows the file by its own name.
-    return str(exc).strip().replace(str(path), source_name)
+    text = str(exc).strip().replace(str(path), source_name)
+    # GDAL's advice to prefix a driver ("CSV:path") is refused by ingest for safety.
+    return _DRIVER_HINT.sub("", text).rstrip(" ;.") or text
+
+
+_DRIVER_HINT = re.compile(r"[;.]?\s*It might help to specify the correct driver explicitly.*$",
+                          re.DOTALL)
 
 
 _DRIVERS = {"geojson": "GeoJSON", "shapefile": "ESRI Shapefile", "gpkg": "GPKG"}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import IngestError, ParseError
+from ingest.errors import IngestError, ParseError, SourceNotFoundError
 from ingest.report import Report
 from twin.errors import SchemaError
 from twin.schema import get_kind
@@ -70,10 +70,13 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
 
     Raises
     ------
-    SchemaError, IngestError, FileNotFoundError
-        For invalid arguments (unknown kind, bad layer name, unreadable mapping file, missing
-        input, a GDAL virtual-file, driver-prefix or URL path). Problems of the file itself
-        are reported, not raised.
+    SchemaError, IngestError
+        For invalid arguments (unknown kind, bad layer name, unreadable mapping file, a GDAL
+        virtual-file, driver-prefix or URL path). Problems of the file itself are reported,
+        not raised.
+    SourceNotFoundError
+        When nothing exists at ``path`` (an :class:`IngestError` and a
+        :class:`FileNotFoundError`).
     """
     from ingest._sandbox import run_sandboxed
     from ingest.mapping import load_mapping
@@ -191,15 +194,36 @@ def _source_digest(path: Path) -> str:
     try:
         info = path.lstat()
     except FileNotFoundError:
-        raise FileNotFoundError(f"no file at {path}; check the path") from None
+        raise SourceNotFoundError(_missing("file", path)) from None
+    except OSError as exc:
+        raise ParseError(f"cannot look at {path}: {exc.strerror or exc}; check the path and "
+                         "the permissions of its folders") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ParseError(f"{path} is a directory, not a file; give the path of one data file "
+                         "in it (a zipped Shapefile as its .zip), or load a whole set with "
+                         "--manifest manifest.json")
     if not stat.S_ISREG(info.st_mode):
         raise ParseError(f"{path} is not a regular file; give the path of a data file")
     digest = hashlib.sha256()
-    for part in source_files(path):
-        with open(part, "rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(chunk)
+    try:
+        for part in source_files(path):
+            with open(part, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    except OSError as exc:
+        raise ParseError(f"cannot read {exc.filename or path}: {exc.strerror or exc}; check "
+                         "that you may read the file (e.g. `ls -l`) and that it is complete") \
+            from None
     return digest.hexdigest()
+
+
+def _missing(what: str, path: Path) -> str:
+    where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+    parent = path.absolute().parent
+    folder = ("" if parent.is_dir() else
+              f"; its folder {parent} does not exist either")
+    return (f"no {what} at {path}{where}: the path does not exist{folder}; check the "
+            "spelling, the folder and the file extension")
 
 
 def ingest_manifest(workspace: Workspace, manifest: str | Path, *, dry_run: bool = False,
@@ -213,6 +237,8 @@ def ingest_manifest(workspace: Workspace, manifest: str | Path, *, dry_run: bool
 
     Raises
     ------
+    SourceNotFoundError
+        When there is no manifest at ``manifest``.
     ParseError
         When the manifest itself is unreadable or an entry lacks ``path`` or ``kind``.
     """
@@ -221,10 +247,16 @@ def ingest_manifest(workspace: Workspace, manifest: str | Path, *, dry_run: bool
         data = json.loads(manifest.read_text(encoding="utf-8"))
         entries = data["files"]
     except FileNotFoundError:
-        raise FileNotFoundError(f"no manifest at {manifest}") from None
+        raise SourceNotFoundError(_missing("manifest", manifest)) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read the manifest {manifest}: {exc.strerror or exc}; give "
+                         "the path of a readable manifest.json file") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise ParseError(f"{manifest} is not a citytwin manifest ({exc}); it needs a 'files' "
                          "list of {path, kind, …} entries") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ParseError(f"{manifest} is not a citytwin manifest: 'files' must be a list of "
+                         "{path, kind, …} objects")
     problems = [f"entry {i + 1} lacks {key!r}" for i, entry in enumerate(entries)
                 for key in ("path", "kind") if key not in entry]
     if problems:

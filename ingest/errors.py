@@ -15,6 +15,7 @@ __all__ = [
     "MappingError",
     "ParseError",
     "SandboxError",
+    "SourceNotFoundError",
     "UnsafeFileError",
     "UnsupportedFormatError",
 ]
@@ -26,6 +27,10 @@ class IngestError(TwinError):
 
 class IngestWarning(TwinWarning):
     """Root of ingest's warnings."""
+
+
+class SourceNotFoundError(IngestError, FileNotFoundError):
+    """The file (or manifest) to ingest does not exist at the path given."""
 
 
 class UnsafeFileError(IngestError, ValueError):

@@ -81,7 +81,7 @@ def boundary_names(frame: Any, lang: str = "zh", *, layer_id: str = "names",
     check_lang(lang)
     require_columns(frame, ["name", "geometry"], "boundary_names")
     points = frame.geometry.representative_point()
-    name_en = frame["name_en"] if "name_en" in frame else None
+    name_en = frame.get("name_en", None)
     text = (frame["name"].astype(str) if lang == "zh" or name_en is None
             else name_en.fillna(frame["name"]).astype(str))
     data = pd.DataFrame({"text": text.to_numpy(dtype=object),

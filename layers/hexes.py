@@ -7,6 +7,7 @@ the edge, through :func:`twin.grid.cells_to_strings`. The resolution to draw fol
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -191,8 +192,8 @@ def case_hexes(frame: pd.DataFrame, lang: str = "zh", *, viewer: bool = True,
     out = pd.DataFrame({"hex": hex_ids(cells[keep]), "cases": display[keep]})
     bins = (1, below, *(b for b in CASE_BINS[2:] if b > below))
     classes = np.searchsorted(np.asarray(bins), counts[keep], side="right") - 1
-    names = (f"<{below}", *(f"{lo}–{hi - 1}" for lo, hi in zip(bins[1:], bins[2:],
-                                                                 strict=False)), f"≥{bins[-1]}")
+    names = (f"<{below}", *(f"{lo}–{hi - 1}" for lo, hi in itertools.pairwise(bins[1:])),
+             f"≥{bins[-1]}")
     # A ramp of its own (not risk's inferno), so cases and risk never read as one scale.
     ramp = SequentialScale(CASE_RAMP, (0.0, len(names) - 1.0), alpha=(190, 240))
     colors = {n: ramp.color(float(i))[:3] for i, n in enumerate(names)}

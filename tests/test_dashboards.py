@@ -120,10 +120,9 @@ def test_role_check_refuses_a_viewer_on_planner_actions(demo) -> None:
 
 
 def test_refresh_sees_new_alerts_without_reload(demo) -> None:
+    from dashboards.situation import SharedSituation
     from dashboards.state import CockpitState
     from twin.alerts import Alert, raise_alerts
-
-    from dashboards.situation import SharedSituation
 
     ws, _ = demo
     # a situation that looks at the workspace on every call (the server's waits 2 s)

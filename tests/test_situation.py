@@ -4,6 +4,7 @@ the privacy policy from twin.toml, and the on-disk cache the server processes sh
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -129,10 +130,9 @@ def test_the_cache_on_disk_is_shared_between_processes(demo) -> None:
     path = demo.root / "cache" / "situation" / first.key.digest / f"day-{first.end}.json"
     path.write_text(path.read_text(encoding="utf-8").replace(
         '"high_risk_communities": ', '"high_risk_communities": 1000 + 0 * '), encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
     with pytest.raises(ValueError):  # not JSON any more: recomputed, not trusted
-        import json
-
-        json.loads(path.read_text(encoding="utf-8"))
+        json.loads(text)
     assert second.day(second.end)["high_risk_communities"] == day["high_risk_communities"]
     path.write_text('{"date": "x", "high_risk_communities": 1234}', encoding="utf-8")
     third = Situation(demo)

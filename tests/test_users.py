@@ -41,7 +41,7 @@ def _db_bytes(ws: Workspace) -> bytes:
 
 
 def _audit(ws: Workspace) -> list[sqlite3.Row]:
-    with ws._connect() as conn:
+    with ws.connect() as conn:
         return conn.execute("SELECT * FROM audit WHERE action LIKE 'users.%' ORDER BY id")\
             .fetchall()
 
@@ -145,7 +145,7 @@ def test_add_authenticate_and_audit_without_secrets(workspace: Workspace) -> Non
     users = Users(workspace)
     users.add("alice", "admin", SECRET, actor="root")
     users.add("张伟", "viewer", SECRET, actor="root")
-    with workspace._connect() as conn:
+    with workspace.connect() as conn:
         hashes = [r[0] for r in conn.execute("SELECT password_hash FROM users")]
     assert len(set(hashes)) == 2  # same password, different salts
 
@@ -191,11 +191,11 @@ def test_failed_logins_all_look_the_same(workspace: Workspace) -> None:
 def test_weak_hash_is_upgraded_at_login(workspace: Workspace) -> None:
     users = Users(workspace)
     users.add("dora", "viewer", SECRET, actor="root")
-    with workspace._connect() as conn:
+    with workspace.connect() as conn:
         conn.execute("UPDATE users SET password_hash = ? WHERE name = 'dora'",
                      (hash_password(SECRET, n=2**10),))
     users.authenticate("dora", SECRET)
-    with workspace._connect() as conn:
+    with workspace.connect() as conn:
         stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
     assert stored.startswith("scrypt$16384$8$1$") and verify_password(SECRET, stored)
 

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from twin import db
+from twin.dates import parse_day
 from twin.i18n import label
 from twin.store import Workspace
 
@@ -177,8 +178,8 @@ def evaluate(ws: Workspace, date: dt.date | str | None = None, *,
     now = now or dt.datetime.now(dt.UTC)
     if date is None:
         date = _last_case_date(ws) or now.date()
-    elif isinstance(date, str):
-        date = dt.date.fromisoformat(date)
+    else:
+        date = parse_day(date, "data date of the alerts")
     alerts, skipped = [], []
     for name, (rule, needs) in RULES.items():
         if needs is not None and importlib.util.find_spec(needs) is None:
@@ -201,7 +202,7 @@ def _last_case_date(ws: Workspace) -> dt.date | None:
 def raise_alerts(ws: Workspace, alerts: list[Alert]) -> list[Alert]:
     """Keep ``alerts`` in the history; return those that are new."""
     new = []
-    with ws._connect() as conn, db.write_transaction(conn, timeout=ws.config.busy_timeout_s):
+    with ws.connect() as conn, db.write_transaction(conn, timeout=ws.config.busy_timeout_s):
         for alert in alerts:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO alerts (key, rule, severity, place, data_date, "
@@ -216,8 +217,8 @@ def raise_alerts(ws: Workspace, alerts: list[Alert]) -> list[Alert]:
 
 def alert_history(ws: Workspace, since: dt.date | str | None = None) -> list[dict[str, Any]]:
     """Alerts kept in history, newest first, optionally from data date ``since`` on."""
-    since = since.isoformat() if isinstance(since, dt.date) else since
-    with ws._connect() as conn:
+    since = parse_day(since, "first data date of the history").isoformat() if since else None
+    with ws.connect() as conn:
         rows = conn.execute("SELECT * FROM alerts WHERE data_date >= ? ORDER BY data_date DESC, "
                             "id DESC", (since or "",)).fetchall()
     return [{**dict(r), "data": json.loads(r["data"])} for r in rows]

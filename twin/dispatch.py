@@ -469,12 +469,16 @@ def dispatch(workspace: Any, resource: str | None = None,
     Communities are tiered by ``zones`` (see :func:`twin.supply.community_areas`); the cells of
     lockdown zones are avoided. Beds are not shipped.
     """
-    from twin.errors import LayerNotFoundError
+    from twin.errors import LayerNotFoundError, SupplyError
     from twin.facts import Facts
     from twin.supply import area_centres, latest_stocks, workspace_areas, workspace_gaps
 
     table = workspace_gaps(workspace, level="community", zones=zones,
                            horizon_days=horizon_days)
+    known = sorted(set(table["resource"].astype(str)) - {"beds"})
+    if resource is not None and resource not in known:
+        raise SupplyError(f"unknown resource {resource!r} to dispatch; the resources are "
+                          f"{', '.join(known)} (beds are not shipped)")
     table = table[(table["resource"] != "beds") & (table["gap"] > 0)]
     if resource is not None:
         table = table[table["resource"] == resource]

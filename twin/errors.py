@@ -8,18 +8,36 @@ offending value and the fix; the command line prints them as they are, without a
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
+    "CellError",
     "ConfigError",
+    "DateError",
     "DemoDataError",
+    "FactsNotFoundError",
+    "FuseError",
     "KindMismatchError",
+    "LastAdminError",
     "LayerNotFoundError",
+    "NoZonesError",
+    "OutputError",
+    "RiskError",
     "SchemaError",
     "StoreBusyError",
     "StoreCorruptError",
+    "SupplyError",
     "TwinError",
     "TwinWarning",
+    "UnknownUserError",
+    "UserExistsError",
+    "UserInputError",
     "VersionNotFoundError",
+    "WeakPasswordError",
     "WorkspaceExistsError",
     "WorkspaceNotFoundError",
+    "ZoneConflictError",
+    "ZoneError",
+    "ZoneNotFoundError",
+    "os_reason",
 ]
 
 
@@ -34,6 +52,7 @@ class TwinWarning(UserWarning):
     """Root of citytwin's warnings; the test suite turns them into errors."""
 
 
+# -- workspace and store ---------------------------------------------------------------------
 class WorkspaceNotFoundError(TwinError, FileNotFoundError):
     """The path is not an existing citytwin workspace."""
 
@@ -70,7 +89,7 @@ class LayerNotFoundError(TwinError, KeyError):
 class VersionNotFoundError(TwinError, KeyError):
     """The layer exists but has no version of that number."""
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 
@@ -80,3 +99,106 @@ class KindMismatchError(TwinError, ValueError):
 
 class DemoDataError(TwinError, ValueError):
     """The demo city cannot be generated with the given arguments."""
+
+
+# -- values given on the command line or to the API ------------------------------------------
+class DateError(TwinError, ValueError):
+    """A date given by a person (an option, an argument) is not a calendar date."""
+
+
+class CellError(TwinError, ValueError):
+    """A value given as an H3 cell is not one (not hexadecimal, or not a valid index)."""
+
+
+class OutputError(TwinError, OSError):
+    """A result (CSV, GeoJSON, export, a new workspace) cannot be written where it was asked
+    to go: its folder is missing or is a file, or may not be written to."""
+
+
+def os_reason(exc: OSError) -> str:
+    """Why an ``OSError`` happened, in words a user can act on (for a message's middle)."""
+    where = exc.filename if exc.filename is not None else "the path"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return f"{where} is a file, not a folder"
+    if isinstance(exc, PermissionError):
+        return f"you may not write to {where}"
+    if isinstance(exc, FileNotFoundError):
+        return f"{where} does not exist"
+    return f"{exc.strerror or exc}"
+
+
+# -- users and roles (twin.users) -------------------------------------------------------------
+class AuthError(TwinError, PermissionError):
+    """Login failed, or the user's role may not take the action."""
+
+
+class UserInputError(TwinError, ValueError):
+    """A user name, role or password is not acceptable."""
+
+
+class WeakPasswordError(UserInputError):
+    """The password is too short (or too long)."""
+
+
+class UserExistsError(TwinError, ValueError):
+    """A user of that name already exists."""
+
+
+class UnknownUserError(TwinError, KeyError):
+    """No user of that name exists (never raised by a login: see ``Users.authenticate``)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class LastAdminError(TwinError, ValueError):
+    """The change would leave the workspace without an active administrator."""
+
+
+# -- facts, fusion and risk ------------------------------------------------------------------
+class FuseError(TwinError, ValueError):
+    """The workspace's layers cannot be fused as they are."""
+
+
+class FactsNotFoundError(TwinError, LookupError):
+    """The workspace has no fused facts yet, or not for the level asked."""
+
+
+class RiskError(TwinError, ValueError):
+    """A risk request that cannot be answered (unknown level, bad date, bad parameters)."""
+
+
+# -- zones and supply ------------------------------------------------------------------------
+class ZoneError(TwinError, ValueError):
+    """A zone edit with an invalid value (tier, status, cells, reason...)."""
+
+
+class ZoneNotFoundError(TwinError, KeyError):
+    """No zone (or no version of it) with that id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ZoneConflictError(TwinError, ValueError):
+    """The zone was saved by someone else since the version an edit was based on.
+
+    ``changes`` lists the versions saved in between as ``(version, author, created_at,
+    reason)``; ``current`` is the version to reload.
+    """
+
+    def __init__(self, message: str, *, zone_id: str, expected: int, current: int,
+                 changes: list[tuple[int, str, str, str]]) -> None:
+        super().__init__(message)
+        self.zone_id = zone_id
+        self.expected = expected
+        self.current = current
+        self.changes = changes
+
+
+class NoZonesError(TwinError, LookupError):
+    """Zone-level planning was asked for but the workspace has no zones yet."""
+
+
+class SupplyError(TwinError, ValueError):
+    """A supply or gap request with an invalid value (level, tier, horizon)."""

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from twin.errors import TwinError
+from twin.dates import parse_day
+from twin.errors import FactsNotFoundError
 from twin.schema import CASE_STATUSES
 from twin.store import FactSet, Workspace
 
@@ -34,10 +35,6 @@ __all__ = ["Facts", "FactsNotFoundError", "Level"]
 
 Level = int | str
 _ADMIN = ("community", "street", "district", "grid")
-
-
-class FactsNotFoundError(TwinError, LookupError):
-    """The workspace has no fused facts yet, or not for the level asked."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -57,10 +54,8 @@ def _read_cases(path: str, start: dt.date | None, end: dt.date | None) -> pd.Dat
     return frame
 
 
-def _day(value: str | dt.date | np.datetime64 | None) -> dt.date | None:
-    if value is None:
-        return None
-    return np.datetime64(value, "D").astype(dt.date)
+def _day(value: str | dt.date | np.datetime64 | None, what: str) -> dt.date | None:
+    return None if value is None else parse_day(value, what)
 
 
 class Facts:
@@ -132,7 +127,8 @@ class Facts:
     def cases(self, level: Level, start: str | dt.date | None = None,
               end: str | dt.date | None = None) -> pd.DataFrame:
         """New cases per unit, date and status between ``start`` and ``end`` (inclusive)."""
-        return _read_cases(str(self._path("cases", level)), _day(start), _day(end)).copy()
+        return _read_cases(str(self._path("cases", level)), _day(start, "start of the window"),
+                           _day(end, "end of the window")).copy()
 
     def read(self, level: Level, *, columns: list[str] | None = None,
              start: str | dt.date | None = None,

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from twin import grid
-from twin.errors import TwinError
+from twin.errors import FuseError
 from twin.geoarrow import centroids_and_areas, point_coordinates
 from twin.schema import BUILDING_USES, CASE_STATUSES, FACILITY_KINDS
 from twin.store import LayerVersion, Workspace
@@ -53,10 +53,6 @@ STATIC_ROLES = ("boundaries", "population", "population_groups", "buildings", "f
 RESIDENTIAL_USES = ("residential", "mixed")
 _STOREY_M = 3.0
 _ROW_GROUP = 65_536
-
-
-class FuseError(TwinError, ValueError):
-    """The workspace's layers cannot be fused as they are."""
 
 
 @dataclass

@@ -62,8 +62,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from twin.errors import TwinError
+from twin.dates import parse_day
+from twin.errors import RiskError
 from twin.facts import Facts, Level
+from twin.privacy import suppress_count
+from twin.schema import INFECTION_STATUSES
 
 __all__ = [
     "COMPONENTS",
@@ -86,8 +89,8 @@ __all__ = [
 ]
 
 # -- parameters that are not (yet) in twin.toml ----------------------------------------------
-#: Case statuses that count as new infections.
-COUNTED_STATUSES: tuple[str, ...] = ("confirmed", "asymptomatic")
+#: Case statuses that count as new infections (:data:`twin.schema.INFECTION_STATUSES`).
+COUNTED_STATUSES: tuple[str, ...] = INFECTION_STATUSES
 #: Smoothed incidence (per 10k residents per window) at which the component is 0.5.
 INCIDENCE_HALF = 50.0
 #: Week-on-week growth factor at which the growth component reaches 1.
@@ -116,10 +119,6 @@ _PER = 10_000.0
 #: A district (or city) with fewer residents than this has no rate of its own.
 _MIN_RESIDENTS = 1.0
 _ADMIN = ("community", "street", "district")
-
-
-class RiskError(TwinError, ValueError):
-    """A risk request that cannot be answered (unknown level, bad date, bad parameters)."""
 
 
 # == configuration =============================================================================
@@ -248,22 +247,29 @@ def score(frame: pd.DataFrame, config: Mapping[str, Any] | None = None) -> pd.Da
 
 
 # == explanations ==============================================================================
-def _component_text(row: Mapping[str, Any], c: str, lang: str, window: int) -> str:
+def _component_text(row: Mapping[str, Any], c: str, lang: str, window: int,
+                    suppress_below: int | None = None) -> str:
     contrib = float(row[f"{c}_contrib"])
+
+    def n(value: Any) -> str:  # a case count as the reader may see it
+        return (str(int(value)) if suppress_below is None
+                else suppress_count(int(value), suppress_below))
+
     if c == "incidence":
         recent, prev = int(row["cases_recent"]), int(row["cases_previous"])
         if lang == "zh":
-            return (f"发病率 每万人 {float(row['incidence']):.1f}（近{window}天 {recent} 例，"
-                    f"近{2 * window}天 {recent + prev} 例；贡献 {contrib:.2f}）")
-        return (f"incidence {float(row['incidence']):.1f} per 10k ({recent} cases in "
-                f"{window} days, {recent + prev} in {2 * window}; contributes {contrib:.2f})")
+            return (f"发病率 每万人 {float(row['incidence']):.1f}（近{window}天 {n(recent)} 例，"
+                    f"近{2 * window}天 {n(recent + prev)} 例；贡献 {contrib:.2f}）")
+        return (f"incidence {float(row['incidence']):.1f} per 10k ({n(recent)} cases in "
+                f"{window} days, {n(recent + prev)} in {2 * window}; "
+                f"contributes {contrib:.2f})")
     if c == "growth":
         if lang == "zh":
             return (f"增长 环比 ×{float(row['growth']):.2f}（近{window}天 "
-                    f"{int(row['cases_recent'])} 例 对 前{window}天 "
-                    f"{int(row['cases_previous'])} 例；贡献 {contrib:.2f}）")
+                    f"{n(row['cases_recent'])} 例 对 前{window}天 "
+                    f"{n(row['cases_previous'])} 例；贡献 {contrib:.2f}）")
         return (f"growth ×{float(row['growth']):.2f} on the previous {window} days "
-                f"({int(row['cases_recent'])} vs {int(row['cases_previous'])}; "
+                f"({n(row['cases_recent'])} vs {n(row['cases_previous'])}; "
                 f"contributes {contrib:.2f})")
     if c == "vulnerable":
         share = 100 * float(row["vulnerable"])
@@ -294,9 +300,13 @@ def explain(row: Mapping[str, Any] | pd.Series, lang: str = "en", *,
 
 
 def reason(row: Mapping[str, Any] | pd.Series, lang: str = "en", *,
-           window_days: int = 7) -> str:
-    """The component that contributes most, as one phrase."""
-    return _component_text(row, str(row["main_reason"]), lang, window_days)
+           window_days: int = 7, suppress_below: int | None = None) -> str:
+    """The component that contributes most, as one phrase.
+
+    With ``suppress_below``, case counts from 1 to ``suppress_below - 1`` read ``"<N"``
+    (the privacy rule for viewers).
+    """
+    return _component_text(row, str(row["main_reason"]), lang, window_days, suppress_below)
 
 
 # == the table =================================================================================
@@ -352,9 +362,10 @@ class RiskTable:
             row = matches.iloc[0]
         return explain(row, lang, window_days=self.window_days)
 
-    def reason(self, row: Mapping[str, Any] | pd.Series, lang: str = "en") -> str:
-        """The main reason of a row, as one phrase."""
-        return reason(row, lang, window_days=self.window_days)
+    def reason(self, row: Mapping[str, Any] | pd.Series, lang: str = "en", *,
+               suppress_below: int | None = None) -> str:
+        """The main reason of a row, as one phrase (see :func:`reason`)."""
+        return reason(row, lang, window_days=self.window_days, suppress_below=suppress_below)
 
 
 # == from facts ================================================================================
@@ -458,10 +469,8 @@ def risk(facts: Facts, *, level: Level = "community", date: str | dt.date | None
     """
     cfg = _risk_config(config, facts)
     lvl = _normalise_level(facts, level)
-    try:
-        day = (pd.Timestamp(date).date() if date is not None else _last_case_date(facts))
-    except (ValueError, TypeError) as exc:
-        raise RiskError(f"not a date: {date!r} (use YYYY-MM-DD)") from exc
+    day = (parse_day(date, "scoring date", error=RiskError) if date is not None
+           else _last_case_date(facts))
     window = int(cfg["window_days"])
     if window < 1:
         raise RiskError(f"risk.window_days must be at least 1, got {window}")

@@ -1,8 +1,11 @@
-"""Canonical layer kinds of the city information model and their schemas.
+"""Canonical layer kinds of the city information model, their schemas and vocabularies.
 
 Each kind (design.md, "The city information model") has a geometry family, required and
 optional fields with units, and labels in Chinese and English. Ingest maps source files onto
 these schemas; the store refuses frames that do not fit them.
+
+The domain's lists (case statuses and which of them are infections, zone tiers and zone
+statuses) are defined here once; every other module imports them.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any
 
 from twin.errors import SchemaError
 
-__all__ = ["BUILDING_USES", "CASE_STATUSES", "FACILITY_KINDS", "KINDS", "Field", "Kind",
-           "get_kind", "schema_problems"]
+__all__ = ["BUILDING_USES", "CASE_STATUSES", "FACILITY_KINDS", "INFECTION_STATUSES", "KINDS",
+           "OPEN_ZONE_STATUSES", "ZONE_STATUSES", "ZONE_TIERS", "Field", "Kind", "get_kind",
+           "schema_problems"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,15 @@ FACILITY_KINDS = ("hospital", "fever_clinic", "clinic", "pharmacy", "supermarket
                   "convenience_store", "warehouse", "quarantine_site", "shelter", "school",
                   "nursing_home", "testing_site")
 CASE_STATUSES = ("confirmed", "asymptomatic", "suspected", "close_contact")
+#: Case statuses that count as infections (new cases, zone proposals, risk, beds); suspected
+#: cases and close contacts are not infections.
+INFECTION_STATUSES = ("confirmed", "asymptomatic")
+#: Control-zone tiers, strictest first: lockdown 封控区, control 管控区, prevention 防范区.
+ZONE_TIERS = ("lockdown", "control", "prevention")
+#: Statuses of a zone version: proposed by the system, active once people decide, lifted.
+ZONE_STATUSES = ("proposed", "active", "lifted")
+#: Zones still in force or under decision (drawn, exported and planned for by default).
+OPEN_ZONE_STATUSES = ("proposed", "active")
 
 _GROUPS = (
     Field("age_65_plus", "float", "65岁以上", "aged 65+", "persons"),

@@ -39,13 +39,14 @@ from twin.errors import LayerNotFoundError
 from twin.facts import Facts, FactsNotFoundError
 from twin.privacy import PrivacyPolicy
 from twin.risk import RiskTable, risk
-from twin.supply import ACTIVE_STATUSES, active_cases, workspace_gaps
-from twin.zones import ZoneVersion, Zones, impact, outline_of
+from twin.schema import INFECTION_STATUSES
+from twin.supply import active_cases, workspace_gaps
+from twin.zones import Zones, ZoneVersion, impact, outline_of
 
 __all__ = ["INFECTIONS", "LOW_COVER_DAYS", "DataKey", "Situation", "fingerprint"]
 
 #: Statuses counted as new infections (suspects and contacts are not cases).
-INFECTIONS = ACTIVE_STATUSES
+INFECTIONS = INFECTION_STATUSES
 #: A resource with fewer days of cover than this counts as low cover.
 LOW_COVER_DAYS = 1.0
 #: Levels whose risk every date needs (the top ten and the default map).
@@ -77,7 +78,7 @@ def fingerprint(workspace: Any) -> DataKey:
         zones = conn.execute("SELECT count(*), coalesce(max(created_at), '') "
                              "FROM zone_versions").fetchone()
         alerts = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM alerts").fetchone()
-    stat = os.stat(workspace.config_path)
+    stat = Path(workspace.config_path).stat()
     return DataKey(None if facts is None else facts.id, (int(zones[0]), str(zones[1])),
                    (int(alerts[0]), int(alerts[1])), (stat.st_mtime_ns, stat.st_size))
 
@@ -106,10 +107,9 @@ class _DiskCache:
             os.close(fd)
             try:
                 write(Path(tmp))
-                os.replace(tmp, path)
+                Path(tmp).replace(path)
             finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+                Path(tmp).unlink(missing_ok=True)
 
     def json(self, name: str, make: Callable[[], Any]) -> Any:
         path = self._path(name, ".json")

@@ -40,11 +40,13 @@ from twin.config import Config, load_config, render_config
 from twin.errors import (
     KindMismatchError,
     LayerNotFoundError,
+    OutputError,
     SchemaError,
     StoreCorruptError,
     VersionNotFoundError,
     WorkspaceExistsError,
     WorkspaceNotFoundError,
+    os_reason,
 )
 from twin.schema import KINDS, get_kind, schema_problems
 
@@ -213,7 +215,11 @@ class Workspace:
             raise WorkspaceExistsError(
                 f"{root} is already {what}; choose a new path or an empty directory")
         text = render_config(name, name_en=name_en, language=language, bbox=bbox)
-        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            root.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the workspace {root}: {os_reason(exc)}; choose "
+                              "a path in a folder you may write to") from None
         staging = root.parent / f".{root.name}.init-{secrets.token_hex(4)}"
         try:
             staging.mkdir()
@@ -255,6 +261,10 @@ class Workspace:
             When the database is missing or damaged.
         """
         root = Path(path).absolute()
+        if root.exists() and not root.is_dir():
+            raise WorkspaceNotFoundError(
+                f"no workspace at {root}: it is a file, not a workspace directory; give the "
+                "directory made by `twin init`")
         if not root.is_dir():
             raise WorkspaceNotFoundError(
                 f"no workspace at {root}: the directory does not exist; create one with "
@@ -271,14 +281,15 @@ class Workspace:
         ws = cls(root, config)
         for sub in (ws.layers_dir, ws.tmp_dir, ws.facts_dir):
             sub.mkdir(exist_ok=True)
-        with ws._connect() as conn:
+        with ws.connect() as conn:
             if db.check_schema(conn, ws.db_path) < db.SCHEMA_VERSION:
                 db.migrate(conn, timeout=config.busy_timeout_s)
         ws.recovered = ws.recover()
         return ws
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the workspace database, closed at the end of the ``with`` block."""
         conn = db.connect(self.db_path, timeout=self.config.busy_timeout_s)
         try:
             yield conn
@@ -311,7 +322,7 @@ class Workspace:
             for leftover in sorted(self.tmp_dir.iterdir()):
                 _remove(leftover)
                 removed.append(leftover.relative_to(self.root).as_posix())
-            with self._connect() as conn:
+            with self.connect() as conn:
                 referenced = {r[0] for r in conn.execute("SELECT file FROM layer_versions")}
                 fact_dirs = {r[0] for r in conn.execute("SELECT dir FROM fact_sets")}
             for file in sorted(self.layers_dir.glob("*/*")):
@@ -329,7 +340,7 @@ class Workspace:
     # -- reading the catalog -------------------------------------------------------------
     def layers(self) -> list[LayerInfo]:
         """Return every layer with its current version, by name."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 "SELECT l.*, (SELECT COUNT(*) FROM layer_versions v WHERE v.layer = l.name) "
                 "AS n FROM layers l ORDER BY l.name").fetchall()
@@ -347,7 +358,7 @@ class Workspace:
         LayerNotFoundError
             When there is no such layer.
         """
-        with self._connect() as conn:
+        with self.connect() as conn:
             current = self._current(conn, name)
             rows = conn.execute("SELECT * FROM layer_versions WHERE layer = ? ORDER BY version",
                                 (name,)).fetchall()
@@ -355,7 +366,7 @@ class Workspace:
 
     def version(self, name: str, version: int | None = None) -> LayerVersion:
         """Return the catalog entry of one version (the current one by default)."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             return self._version(conn, name, version)
 
     def _current(self, conn: sqlite3.Connection, name: str) -> int:
@@ -420,7 +431,7 @@ class Workspace:
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return the newest ``limit`` audit rows, newest first."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?",
                                 (limit,)).fetchall()
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
@@ -546,7 +557,7 @@ class Workspace:
 
     def find_content(self, name: str, content_key: str) -> LayerVersion | None:
         """Return the newest version of ``name`` published with ``content_key``, if any."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT version FROM layer_versions WHERE layer = ? AND "
                                "content_key = ? ORDER BY version DESC LIMIT 1",
                                (name, content_key)).fetchone()
@@ -575,7 +586,7 @@ class Workspace:
                 final_dir.mkdir(exist_ok=True)
                 part.replace(final)
                 _fsync_dir(final_dir)
-                with self._connect() as conn, db.write_transaction(
+                with self.connect() as conn, db.write_transaction(
                         conn, timeout=self.config.busy_timeout_s):
                     version = self._insert_version(
                         conn, name=name, kind=kind, file=rel, fmt=fmt,
@@ -632,7 +643,7 @@ class Workspace:
             When the layer or version does not exist.
         """
         author = author or _default_author()
-        with self._connect() as conn, db.write_transaction(
+        with self.connect() as conn, db.write_transaction(
                 conn, timeout=self.config.busy_timeout_s):
             previous = self._current(conn, name)
             target = self._version(conn, name, version)
@@ -645,7 +656,7 @@ class Workspace:
     # -- fact sets -----------------------------------------------------------------------
     def current_facts(self) -> FactSet | None:
         """The current fused fact set, or ``None`` before the first ``twin fuse``."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT * FROM fact_sets WHERE current = 1").fetchone()
         return None if row is None else self._fact_set(row)
 
@@ -679,7 +690,7 @@ class Workspace:
                 _fsync_dir(staging)
                 staging.replace(final)
                 _fsync_dir(self.facts_dir)
-                with self._connect() as conn, db.write_transaction(
+                with self.connect() as conn, db.write_transaction(
                         conn, timeout=self.config.busy_timeout_s):
                     conn.execute("UPDATE fact_sets SET current = 0 WHERE current = 1")
                     cursor = conn.execute(
@@ -712,7 +723,7 @@ class Workspace:
         size (and SHA-256 when ``hashes``), and that every layer's current version exists.
         """
         problems = []
-        with self._connect() as conn:
+        with self.connect() as conn:
             result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
             if result != ["ok"]:
                 problems.extend(f"database: {r}" for r in result)

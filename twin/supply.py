@@ -51,6 +51,8 @@ import numpy as np
 import pandas as pd
 
 from twin import grid
+from twin.errors import NoZonesError, SupplyError
+from twin.schema import INFECTION_STATUSES, ZONE_TIERS
 
 __all__ = [
     "ACTIVE_CASE_DAYS",
@@ -73,16 +75,17 @@ __all__ = [
     "workspace_gaps",
 ]
 
-#: Zone tiers, strictest first.
-TIERS = ("lockdown", "control", "prevention")
+#: Zone tiers, strictest first (:data:`twin.schema.ZONE_TIERS`).
+TIERS = ZONE_TIERS
 #: Tier assumed for every community when no zones are given (see the module docstring).
 PLANNING_TIER = "control"
 #: Tier of a community covered by none of the given zones.
 OUTSIDE_ZONES_TIER = "prevention"
 #: Cases reported in this many days (up to the last report date) count as active, for beds.
 ACTIVE_CASE_DAYS = 14
-#: Case statuses that count as active infections (for beds).
-ACTIVE_STATUSES = ("confirmed", "asymptomatic")
+#: Case statuses that count as active infections, for beds
+#: (:data:`twin.schema.INFECTION_STATUSES`).
+ACTIVE_STATUSES = INFECTION_STATUSES
 #: An area with no suitable facility inside is served by at most this many nearest ones.
 NEAREST_FACILITIES = 3
 #: Which facility kinds serve which resource. Warehouses are dispatch sources, not serving
@@ -133,7 +136,8 @@ def _cells(values: Any) -> np.ndarray:
 
 def _check_tier(area: str, tier: str) -> None:
     if tier not in TIERS:
-        raise ValueError(f"area {area!r} has tier {tier!r}; tiers are {', '.join(TIERS)}")
+        raise SupplyError(f"area {area!r} has tier {tier!r}; zone tiers are "
+                          f"{', '.join(TIERS)}")
 
 
 def community_areas(facts_base: pd.DataFrame, zones: Areas | None = None) -> dict[str, tuple[
@@ -183,7 +187,8 @@ def demand(areas: Areas, facts_base: pd.DataFrame, config: Any, *,
     area and resource whose tiers include the area's tier.
     """
     if horizon_days < 0:
-        raise ValueError("horizon_days must not be negative")
+        raise SupplyError(f"the planning horizon must not be negative, got {horizon_days} "
+                          "days; give 0 or more (supply.horizon_days in twin.toml, --horizon)")
     table = needs(config)
     pops: dict[str, dict[str, float]] = {}
     rows = []
@@ -388,10 +393,11 @@ def workspace_areas(workspace: Any, *, level: str = "community",
 
     if level == "zone":
         if not zones:
-            raise ValueError("no zones yet: give zones to plan per zone")
+            raise NoZonesError("no zones yet: draw or propose zones first, or plan per "
+                               "community (level 'community')")
         return {str(k): (t, _cells(c)) for k, (t, c) in zones.items()}
     if level != "community":
-        raise ValueError(f"level must be 'zone' or 'community', not {level!r}")
+        raise SupplyError(f"unknown planning level {level!r}; use 'zone' or 'community'")
     facts = Facts(workspace)
     base = facts.static(facts.base, ["residents", "community_code"])
     return community_areas(base, zones)

@@ -28,7 +28,14 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from twin import db
-from twin.errors import TwinError
+from twin.errors import (
+    AuthError,
+    LastAdminError,
+    UnknownUserError,
+    UserExistsError,
+    UserInputError,
+    WeakPasswordError,
+)
 from twin.store import _audit, _now
 
 if TYPE_CHECKING:
@@ -107,33 +114,6 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "manage_users": ("管理用户", "manage users"),
 }
 assert set(ACTIONS) == set(PERMISSIONS)
-
-
-class AuthError(TwinError, PermissionError):
-    """Login failed, or the user's role may not take the action."""
-
-
-class UserInputError(TwinError, ValueError):
-    """A user name, role or password is not acceptable."""
-
-
-class WeakPasswordError(UserInputError):
-    """The password is too short (or too long)."""
-
-
-class UserExistsError(TwinError, ValueError):
-    """A user of that name already exists."""
-
-
-class UnknownUserError(TwinError, KeyError):
-    """No user of that name exists (never raised by a login: see :meth:`Users.authenticate`)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class LastAdminError(TwinError, ValueError):
-    """The change would leave the workspace without an active administrator."""
 
 
 def _check_action(action: str) -> frozenset[str]:
@@ -388,12 +368,12 @@ class Users:
         UnknownUserError
             When there is no such user.
         """
-        with self.workspace._connect() as conn:
+        with self.workspace.connect() as conn:
             return _user(self._existing(conn, name))
 
     def list(self) -> list[User]:
         """Every user, by name."""
-        with self.workspace._connect() as conn:
+        with self.workspace.connect() as conn:
             return [_user(r) for r in conn.execute("SELECT * FROM users ORDER BY name")]
 
     # -- changes ------------------------------------------------------------------------
@@ -412,7 +392,7 @@ class Users:
         check_name(name)
         check_role(role)
         password_hash = hash_password(password)
-        with self.workspace._connect() as conn, self._transaction(conn):
+        with self.workspace.connect() as conn, self._transaction(conn):
             who = self._actor(conn, actor, "manage_users")
             if self._row(conn, name) is not None:
                 raise UserExistsError(f"a user named {name!r} already exists; pick another "
@@ -427,7 +407,7 @@ class Users:
     def set_password(self, name: str, password: str, *, actor: User | str) -> User:
         """Give ``name`` a new password (an administrator's reset)."""
         password_hash = hash_password(password)
-        with self.workspace._connect() as conn, self._transaction(conn):
+        with self.workspace.connect() as conn, self._transaction(conn):
             who = self._actor(conn, actor, "manage_users")
             self._existing(conn, name)
             conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?",
@@ -445,7 +425,7 @@ class Users:
         """
         self.authenticate(name, old_password, record_login=False)
         password_hash = hash_password(new_password)
-        with self.workspace._connect() as conn, self._transaction(conn):
+        with self.workspace.connect() as conn, self._transaction(conn):
             conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?",
                          (password_hash, _now(), name))
             _audit(conn, actor=name, action="users.passwd", target=name,
@@ -455,7 +435,7 @@ class Users:
     def set_role(self, name: str, role: str, *, actor: User | str) -> User:
         """Change the role of ``name``; the last active administrator cannot be demoted."""
         check_role(role)
-        with self.workspace._connect() as conn, self._transaction(conn):
+        with self.workspace.connect() as conn, self._transaction(conn):
             who = self._actor(conn, actor, "manage_users")
             row = self._existing(conn, name)
             if row["role"] == role:
@@ -477,7 +457,7 @@ class Users:
         return self._set_disabled(name, False, actor)
 
     def _set_disabled(self, name: str, disabled: bool, actor: User | str) -> User:
-        with self.workspace._connect() as conn, self._transaction(conn):
+        with self.workspace.connect() as conn, self._transaction(conn):
             who = self._actor(conn, actor, "manage_users")
             row = self._existing(conn, name)
             if bool(row["disabled"]) == disabled:
@@ -506,7 +486,7 @@ class Users:
         dummy = _dummy_hash()  # computed once per process, before the lookup either way
         row = None
         if isinstance(name, str) and _NAME.fullmatch(name):
-            with self.workspace._connect() as conn:
+            with self.workspace.connect() as conn:
                 row = self._row(conn, name)
         ok = verify_password(password, row["password_hash"] if row else dummy)
         if row is None or not ok or row["disabled"]:
@@ -514,7 +494,7 @@ class Users:
         if not record_login:
             return _user(row)
         rehash = hash_password(password) if needs_rehash(row["password_hash"]) else None
-        with self.workspace._connect() as conn, self._transaction(conn):
+        with self.workspace.connect() as conn, self._transaction(conn):
             current = self._row(conn, name)
             # Disabled, removed or given a new password since the check: refuse, change nothing.
             if (current is None or current["disabled"]

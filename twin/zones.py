@@ -38,8 +38,10 @@ from typing import Any
 import numpy as np
 
 from twin import grid
+from twin.dates import parse_day
 from twin.db import write_transaction
-from twin.errors import TwinError
+from twin.errors import CellError, ZoneConflictError, ZoneError, ZoneNotFoundError
+from twin.schema import INFECTION_STATUSES, OPEN_ZONE_STATUSES, ZONE_STATUSES, ZONE_TIERS
 from twin.store import Workspace, _audit, _default_author, _now
 
 __all__ = [
@@ -48,41 +50,16 @@ __all__ = [
     "impact", "propose",
 ]
 
-#: Tiers from strictest to loosest, with their Chinese names.
-TIERS = ("lockdown", "control", "prevention")
+#: Tiers from strictest to loosest (:data:`twin.schema.ZONE_TIERS`), with their Chinese names.
+TIERS = ZONE_TIERS
 TIER_ZH = {"lockdown": "封控区", "control": "管控区", "prevention": "防范区"}
-STATUSES = ("proposed", "active", "lifted")
+#: Statuses of a zone version (:data:`twin.schema.ZONE_STATUSES`), with their Chinese names.
+STATUSES = ZONE_STATUSES
 STATUS_ZH = {"proposed": "建议", "active": "生效", "lifted": "已解除"}
-#: Case statuses that count as an infection (for proposals and downgrades).
-INFECTIONS = ("confirmed", "asymptomatic")
+#: Case statuses that count as an infection, for proposals and downgrades
+#: (:data:`twin.schema.INFECTION_STATUSES`).
+INFECTIONS = INFECTION_STATUSES
 _NEXT_TIER = {"lockdown": "control", "control": "prevention"}
-
-
-class ZoneError(TwinError, ValueError):
-    """A zone edit with an invalid value (tier, status, cells, reason...)."""
-
-
-class ZoneNotFoundError(TwinError, KeyError):
-    """No zone (or no version of it) with that id."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class ZoneConflictError(TwinError, ValueError):
-    """The zone was saved by someone else since the version an edit was based on.
-
-    ``changes`` lists the versions saved in between as ``(version, author, created_at,
-    reason)``; ``current`` is the version to reload.
-    """
-
-    def __init__(self, message: str, *, zone_id: str, expected: int, current: int,
-                 changes: list[tuple[int, str, str, str]]) -> None:
-        super().__init__(message)
-        self.zone_id = zone_id
-        self.expected = expected
-        self.current = current
-        self.changes = changes
 
 
 @dataclass(frozen=True)
@@ -130,23 +107,12 @@ def _as_cells(cells: Iterable[Any] | np.ndarray | None) -> np.ndarray | None:
         return None
     values = list(cells) if not isinstance(cells, np.ndarray) else cells
     if len(values) and isinstance(values[0], str):
-        bad = [v for v in values if not _is_hex(v)]
         try:
-            if bad:
-                raise ValueError(f"not H3 cells: {', '.join(map(repr, bad[:5]))}")
             return np.unique(grid.strings_to_cells(list(values)))
-        except ValueError as exc:
+        except CellError as exc:
             raise ZoneError(f"{exc} (give hexadecimal H3 cells such as 8a309959c2c7fff)") \
                 from None
     return np.unique(np.asarray(values, dtype=np.uint64))
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        int(text, 16)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_choice(value: str, allowed: Sequence[str], what: str) -> str:
@@ -165,10 +131,7 @@ def _check_text(value: str | None, what: str) -> str:
 def _check_day(value: str | dt.date | None) -> str:
     if value is None:
         return dt.datetime.now(dt.UTC).date().isoformat()
-    try:
-        return dt.date.fromisoformat(str(value)[:10]).isoformat()
-    except ValueError:
-        raise ZoneError(f"valid_from {value!r} is not a date (YYYY-MM-DD)") from None
+    return parse_day(value, "valid_from", error=ZoneError).isoformat()
 
 
 def _short_time(iso: str) -> str:
@@ -192,7 +155,7 @@ class Zones:
         ZoneNotFoundError
             When the zone or the version does not exist.
         """
-        with self.workspace._connect() as conn:
+        with self.workspace.connect() as conn:
             return self._get(conn, zone_id, version)
 
     def _get(self, conn: sqlite3.Connection, zone_id: str,
@@ -224,7 +187,7 @@ class Zones:
             _check_choice(status, STATUSES, "status")
         if tier is not None:
             _check_choice(tier, TIERS, "tier")
-        with self.workspace._connect() as conn:
+        with self.workspace.connect() as conn:
             rows = conn.execute(
                 "SELECT z.id, z.name, z.created_at AS zc, z.current_version, v.* FROM zones z "
                 "JOIN zone_versions v ON v.zone_id = z.id AND v.version = z.current_version "
@@ -234,9 +197,19 @@ class Zones:
         return [z for z in out if (status is None or z.status == status)
                 and (tier is None or z.tier == tier)]
 
+    def all_versions(self) -> list[ZoneVersion]:
+        """Every version of every zone, by zone then version (one query)."""
+        with self.workspace.connect() as conn:
+            rows = conn.execute(
+                "SELECT z.id, z.name, z.current_version, v.* FROM zones z "
+                "JOIN zone_versions v ON v.zone_id = z.id ORDER BY z.rowid, v.version"
+            ).fetchall()
+        return [self._row({"id": r["id"], "name": r["name"],
+                           "current_version": r["current_version"]}, r) for r in rows]
+
     def history(self, zone_id: str) -> list[ZoneVersion]:
         """Every version of a zone, oldest first."""
-        with self.workspace._connect() as conn:
+        with self.workspace.connect() as conn:
             current = self._get(conn, zone_id)
             rows = conn.execute("SELECT * FROM zone_versions WHERE zone_id = ? ORDER BY version",
                                 (zone_id,)).fetchall()
@@ -275,7 +248,7 @@ class Zones:
             chosen = np.union1d(chosen, grid.polygon_to_cells(polygon, self.base))
         chosen = self._check_cells(np.unique(chosen.astype(np.uint64)))
         now = _now()
-        with self.workspace._connect() as conn, write_transaction(
+        with self.workspace.connect() as conn, write_transaction(
                 conn, timeout=self.workspace.config.busy_timeout_s):
             number = conn.execute("SELECT COUNT(*) FROM zones").fetchone()[0] + 1
             zone_id = f"Z{number}"
@@ -337,7 +310,7 @@ class Zones:
             replace = np.unique(grid.polygon_to_cells(polygon, self.base).astype(np.uint64))
         add, remove = _as_cells(add_cells), _as_cells(remove_cells)
         now = _now()
-        with self.workspace._connect() as conn, write_transaction(
+        with self.workspace.connect() as conn, write_transaction(
                 conn, timeout=self.workspace.config.busy_timeout_s):
             old = self._get(conn, zone_id)
             if int(expected_version) != old.version:
@@ -555,7 +528,8 @@ def propose(workspace: Workspace, date: str | dt.date | None = None,
 
     cfg = workspace.config["zones"]
     facts = Facts(workspace)
-    day = dt.date.fromisoformat(str(date)[:10]) if date is not None else _latest_case_day(facts)
+    day = (parse_day(date, "last day of the case window") if date is not None
+           else _latest_case_day(facts))
     result: dict[str, Any] = {"date": day.isoformat() if day else None, "created": [],
                               "updated": [], "unchanged": [], "superseded": []}
     proposals: list[tuple[str, np.ndarray, str]] = []  # tier, cells, name hint
@@ -634,8 +608,8 @@ def downgrades(workspace: Workspace, date: str | dt.date | None = None) -> list[
     from twin.facts import Facts
 
     cfg = workspace.config["zones"]
-    day = dt.date.fromisoformat(str(date)[:10]) if date is not None else dt.datetime.now(
-        dt.UTC).date()
+    day = (parse_day(date, "the day to judge") if date is not None
+           else dt.datetime.now(dt.UTC).date())
     active = [z for z in Zones(workspace).list(status="active") if z.tier in _NEXT_TIER]
     if not active:
         return []
@@ -704,13 +678,11 @@ def _facts_or_none(workspace: Workspace) -> Any:
 
 def outline_of(cells: np.ndarray) -> Any:
     """The dissolved outline of cells: the union of their hexagons (shapely geometry)."""
-    import shapely
-
-    return shapely.union_all(shapely.from_wkb(grid.cell_boundaries_wkb(cells)))
+    return grid.cells_outline(cells)
 
 
 def export(workspace: Workspace, path: str | os.PathLike[str], *,
-           statuses: Sequence[str] = ("proposed", "active"),
+           statuses: Sequence[str] = OPEN_ZONE_STATUSES,
            tiers: Sequence[str] = TIERS) -> int:
     """Write the current versions of the zones as GeoJSON (``.geojson``/``.json``) or
     GeoPackage (``.gpkg``), one feature per zone with its dissolved outline; returns the count.

@@ -15,15 +15,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
-from twin.errors import TwinError
+from twin.errors import OutputError, TwinError, os_reason
 from twin.i18n import bilingual
 
 __all__ = ["EXIT_INTERNAL", "EXIT_RETRY", "TwinGroup", "WorkspaceFirstGroup", "emit",
-           "json_option", "step_progress", "table"]
+           "json_option", "step_progress", "table", "writing"]
 
 EXIT_REFUSED = 1
 EXIT_RETRY = 75  # EX_TEMPFAIL
@@ -123,6 +124,24 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
         return "  ".join(v + " " * (w - width(v)) for v, w in zip(values, widths, strict=True))
 
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` (a ``--csv`` or export file) into an
+    :class:`~twin.errors.OutputError` naming the path and the fix."""
+    try:
+        yield
+    except TwinError:
+        raise
+    except OSError as exc:
+        folder = path.absolute().parent
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        why = (f"{blocker} is a file, not a folder" if not blocker.is_dir()
+               else f"the folder {folder} does not exist" if blocker != folder
+               else os_reason(exc))
+        raise OutputError(f"cannot write {path}: {why}; write to an existing folder you may "
+                          "write to, or create it first") from None
 
 
 @contextmanager

@@ -87,8 +87,12 @@ def demo_cmd(directory: Path, size: str, seed: int, serve_after: bool, port: int
     manifest_path = source / "manifest.json"
     manifest = None
     if manifest_path.is_file():
-        existing = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if (existing["city"]["size"], existing["city"]["seed"]) == (size, seed):
+        try:
+            existing = json.loads(manifest_path.read_text(encoding="utf-8"))
+            same = (existing["city"]["size"], existing["city"]["seed"]) == (size, seed)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            same = False  # not a demo city's manifest: generating refuses to touch the folder
+        if same:
             manifest = existing
     generated = manifest is None
     if manifest is None:
@@ -132,6 +136,8 @@ def demo_cmd(directory: Path, size: str, seed: int, serve_after: bool, port: int
         *([] if prepared is None else _prepared_text(prepared, ws)),
     ]))
     if refused:
+        click.echo(f"error: {', '.join(r.source for r in refused)} refused (listed above); "
+                   "this is the generated demo city, so please report it", err=True)
         raise SystemExit(1)
     if serve_after:
         from dashboards.app import serve

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._common import emit, json_option, step_progress, table
+from twin.cli._common import emit, json_option, step_progress, table, writing
 from twin.store import Workspace
 
 __all__ = ["register"]
@@ -69,15 +69,23 @@ def facts_cmd(workspace: Path, level: str, day: str | None, start: str | None,
     One row per cell or admin unit: the static facts asked for plus new cases in the window
     (all dates when no window is given), by status.
     """
+    from twin.dates import parse_day
+    from twin.errors import DateError
     from twin.facts import Facts
 
     if day and (start or end):
         raise click.UsageError("give --date or --start/--end, not both")
+    first, last = (parse_day(v, o) if v else None
+                   for v, o in ((day or start, "--date" if day else "--start"),
+                                (day or end, "--date" if day else "--end")))
+    if first and last and first > last:
+        raise DateError(f"--start {first} is after --end {last}; give the earlier day as "
+                        "--start")
     facts = Facts(Workspace.open(workspace))
     wanted = [c.strip() for c in columns.split(",")] if columns else [
         "residents", "age_65_plus", "buildings_n", "floor_m2"]
     wanted = [c for c in wanted if columns or c in facts.columns(level)]
-    frame = facts.read(level, columns=wanted, start=day or start, end=day or end)
+    frame = facts.read(level, columns=wanted, start=first, end=last)
     frame = frame.sort_values("residents" if "residents" in frame else frame.columns[0],
                               ascending=False)
     if "cell" in frame:
@@ -85,7 +93,8 @@ def facts_cmd(workspace: Path, level: str, day: str | None, start: str | None,
 
         frame["cell"] = cells_to_strings(frame["cell"].to_numpy())
     if csv_path is not None:
-        frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
+        with writing(csv_path):
+            frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
     shown = frame.head(top) if top else frame
     emit(shown.to_dict(orient="records"), as_json, lambda: table(
         [[f"{v:,.0f}" if isinstance(v, float) else v for v in row]

@@ -67,7 +67,11 @@ def ingest_cmd(workspace: Path, file: Path | None, kind: str | None, name: str |
                              dry_run=dry_run, author=author, note=note)
         reports = [report]
         emit(report.to_dict(), as_json, report.to_text)
-    if any(r.status == "refused" for r in reports):
+    refused = [r.source for r in reports if r.status == "refused"]
+    if refused:
+        click.echo(f"error: {', '.join(refused)} refused (nothing published from "
+                   f"{'it' if len(refused) == 1 else 'them'}); fix the errors the report "
+                   "lists and ingest again", err=True)
         raise SystemExit(1)
 
 

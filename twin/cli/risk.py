@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from twin.cli._common import emit, json_option, table
+from twin.cli._common import emit, json_option, table, writing
 from twin.store import Workspace
 
 __all__ = ["register"]
@@ -54,7 +54,8 @@ def risk_cmd(workspace: Path, day: str | None, level: str, top: int, csv_path: P
     result = risk(facts, level=level.lower(), date=day)
     frame = result.frame
     if csv_path is not None:
-        _printable(frame).to_csv(csv_path, index=False, encoding="utf-8-sig")
+        with writing(csv_path):
+            _printable(frame).to_csv(csv_path, index=False, encoding="utf-8-sig")
     shown = frame.head(top)
     lang = facts.workspace.config.language
     key = result.key

@@ -8,15 +8,11 @@ from typing import Any
 
 import click
 
-from twin.cli._common import emit, json_option, table
-from twin.errors import TwinError
+from twin.cli._common import emit, json_option, table, writing
+from twin.errors import NoZonesError
 from twin.store import Workspace
 
 __all__ = ["register"]
-
-
-class NoZonesError(TwinError, LookupError):
-    """Zone-level planning was asked for but the workspace has no zones yet."""
 
 
 def _zones(ws: Workspace) -> dict[str, tuple[str, Any]] | None:
@@ -69,7 +65,8 @@ def gaps_cmd(workspace: Path, horizon: float | None, level: str, csv_path: Path 
     frame = workspace_gaps(ws, level=level, zones=zones, horizon_days=horizon)
     frame = frame.sort_values(["days_of_cover", "area", "resource"]).reset_index(drop=True)
     if csv_path is not None:
-        frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
+        with writing(csv_path):
+            frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
     records = [{k: (None if isinstance(v, float) and math.isinf(v) else v)
                 for k, v in row.items()} for row in frame.to_dict(orient="records")]
     shown = ["area", "tier", "resource", "unit", "daily_demand", "demand", "supply", "gap",
@@ -102,9 +99,11 @@ def dispatch_cmd(workspace: Path, resource: str | None, horizon: float | None,
     result = dispatch(ws, resource=resource, zones=_zones(ws), horizon_days=horizon)
     rows = result.rows
     if csv_path is not None:
-        rows.to_csv(csv_path, index=False, encoding="utf-8-sig")
+        with writing(csv_path):
+            rows.to_csv(csv_path, index=False, encoding="utf-8-sig")
     if geojson_path is not None:
-        geojson_path.write_text(result.routes.to_json(), encoding="utf-8")
+        with writing(geojson_path):
+            geojson_path.write_text(result.routes.to_json(), encoding="utf-8")
 
     def text() -> str:
         if rows.empty:

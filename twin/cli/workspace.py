@@ -67,6 +67,9 @@ def check_cmd(workspace: Path, no_hashes: bool, as_json: bool) -> None:
     emit({"workspace": str(ws.root), "problems": problems, "recovered": ws.recovered},
          as_json, "\n".join(lines))
     if problems:
+        click.echo(f"error: {len(problems)} integrity problem(s) in {ws.root} (listed "
+                   "above); restore the named files from a backup, or roll the layer back to "
+                   "a sound version with `twin layers rollback`", err=True)
         raise SystemExit(1)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table
+from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table, writing
+from twin.schema import OPEN_ZONE_STATUSES, ZONE_STATUSES, ZONE_TIERS
 from twin.store import Workspace
 
 __all__ = ["register"]
@@ -62,7 +63,7 @@ def propose_cmd(workspace: Path, day: str | None, author: str, as_json: bool) ->
         for key in ("created", "updated", "unchanged", "superseded"):
             ids = result[key]
             by_tier = {t: sum(1 for i in ids if tiers.get(i) == t)
-                       for t in ("lockdown", "control", "prevention")}
+                       for t in ZONE_TIERS}
             shown = ", ".join(ids[:8]) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
             counts = " / ".join(f"{n} {t}" for t, n in by_tier.items() if n)
             lines.append(f"  {key}: {len(ids)}" + (f" ({counts}): {shown}" if ids else ""))
@@ -73,8 +74,8 @@ def propose_cmd(workspace: Path, day: str | None, author: str, as_json: bool) ->
 
 @zones_cmd.command("list")
 @click.argument("workspace", type=click.Path(path_type=Path))
-@click.option("--status", type=click.Choice(["proposed", "active", "lifted"]))
-@click.option("--tier", type=click.Choice(["lockdown", "control", "prevention"]))
+@click.option("--status", type=click.Choice(ZONE_STATUSES))
+@click.option("--tier", type=click.Choice(ZONE_TIERS))
 @json_option
 def list_cmd(workspace: Path, status: str | None, tier: str | None, as_json: bool) -> None:
     """The current version of every zone."""
@@ -137,8 +138,8 @@ def show_cmd(workspace: Path, zone_id: str, version: int | None, show_history: b
 @click.option("--polygon", "polygon_path", type=click.Path(path_type=Path, dir_okay=False,
                                                            exists=True),
               help="A GeoJSON file (WGS84) whose polygon replaces the cells; kept as outline.")
-@click.option("--tier", type=click.Choice(["lockdown", "control", "prevention"]))
-@click.option("--status", type=click.Choice(["proposed", "active", "lifted"]))
+@click.option("--tier", type=click.Choice(ZONE_TIERS))
+@click.option("--status", type=click.Choice(ZONE_STATUSES))
 @click.option("--valid-from", help="Date the version takes effect (YYYY-MM-DD).")
 @click.option("--reason", required=True, help="Why the zone changes (required).")
 @click.option("--author", help="Who makes the change (default: the user name).")
@@ -171,15 +172,26 @@ def _read_polygon(path: Path) -> Any:
     import shapely
     import shapely.geometry
 
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("type") == "FeatureCollection":
-        geoms = [shapely.geometry.shape(f["geometry"]) for f in data.get("features", [])]
-        if not geoms:
-            raise click.BadParameter(f"{path} holds no feature")
-        return shapely.union_all(geoms)
-    if data.get("type") == "Feature":
-        return shapely.geometry.shape(data["geometry"])
-    return shapely.geometry.shape(data)
+    from twin.errors import ZoneError
+
+    fix = "give a GeoJSON file (WGS84) holding a Polygon or MultiPolygon"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ZoneError(f"cannot read {path} as GeoJSON ({exc}); {fix}") from None
+    try:
+        if data.get("type") == "FeatureCollection":
+            geoms = [shapely.geometry.shape(f["geometry"]) for f in data.get("features", [])]
+            if not geoms:
+                raise click.BadParameter(f"{path} holds no feature")
+            return shapely.union_all(geoms)
+        if data.get("type") == "Feature":
+            return shapely.geometry.shape(data["geometry"])
+        return shapely.geometry.shape(data)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError,
+            shapely.errors.GEOSException) as exc:
+        raise ZoneError(f"{path} is not a GeoJSON geometry, feature or feature collection "
+                        f"({type(exc).__name__}: {exc}); {fix}") from None
 
 
 @zones_cmd.command("diff")
@@ -229,14 +241,16 @@ def downgrades_cmd(workspace: Path, day: str | None, as_json: bool) -> None:
 @click.argument("workspace", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["proposed", "active", "lifted"]),
+              type=click.Choice(ZONE_STATUSES),
               help="Zones of these statuses (repeatable; default: proposed and active).")
 @json_option
 def export_cmd(workspace: Path, out: Path, statuses: tuple[str, ...], as_json: bool) -> None:
     """Write zones with dissolved outlines to OUT (.geojson or .gpkg)."""
     from twin.zones import export
 
-    n = export(Workspace.open(workspace), out, statuses=statuses or ("proposed", "active"))
+    ws = Workspace.open(workspace)
+    with writing(out):
+        n = export(ws, out, statuses=statuses or OPEN_ZONE_STATUSES)
     emit({"path": str(out), "zones": n}, as_json, f"wrote {n} zones to {out}")
 
 

@@ -46,7 +46,7 @@ from twin.demo.population import (
 from twin.demo.roads import make_roads
 from twin.demo.sizes import SIZES, DemoSize
 from twin.demo.stocks import make_stocks
-from twin.errors import DemoDataError
+from twin.errors import DemoDataError, os_reason
 
 __all__ = ["GENERATOR_VERSION", "SIZES", "STEPS", "DemoSize", "generate_demo_city"]
 
@@ -148,7 +148,11 @@ def generate_demo_city(
     out = Path(out)
     params = _check_args(out, size, seed, overwrite)
     seed = int(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoDataError(f"cannot create {out}: {os_reason(exc)}; choose a directory "
+                            "path in a folder you may write to") from None
     tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:

@@ -16,14 +16,17 @@ import numpy as np
 import pandas as pd
 
 from twin.demo.buildings import Buildings
+from twin.schema import CASE_STATUSES
 
 __all__ = ["DAYS", "LAST_DATE", "STATUSES", "case_ids", "make_cases"]
 
 DAYS = 60
 #: The outbreak window ends on a fixed date so that output does not depend on today.
 LAST_DATE = dt.date(2026, 4, 30)
-STATUSES = ("confirmed", "asymptomatic", "suspected", "close_contact")
+STATUSES = CASE_STATUSES
+#: Share of each status, in the order of :data:`twin.schema.CASE_STATUSES`.
 _STATUS_P = np.array([0.36, 0.57, 0.04, 0.03])
+assert len(_STATUS_P) == len(STATUSES)
 AGE_BANDS = ("0-14", "15-34", "35-64", "65+")
 _AGE_P = np.array([0.10, 0.25, 0.43, 0.22])
 SEVERITIES = ("mild", "moderate", "severe", "critical")
