@@ -46,6 +46,11 @@ def test_nonblank_counts_pixels_off_the_dominant_colour() -> None:
     assert colour_share(_png(image), (255, 0, 0), (0, 0, 100, 40)) == pytest.approx(0.25)
 
 
+#: The least share of the map the land fill must cover: the view fits the whole area in
+#: deck.gl's 512-px world (the 256-px fit before issue 9 overzoomed), so a bit under a fifth.
+LAND_SHARE = 0.15
+
+
 @pytest.mark.browser
 def test_deck_map_draws_with_webgl_and_stays_offline(page, recorded, tmp_path: Path) -> None:
     started = time.monotonic()
@@ -63,11 +68,12 @@ def test_deck_map_draws_with_webgl_and_stays_offline(page, recorded, tmp_path: P
             shot = page.screenshot(type="png")
             land = colour_share(shot, LAND_FILL, region)
             drawn = nonblank(shot, region)
-            if (land > 0.2 and drawn > 0.2) or time.monotonic() > deadline:
+            if (land > LAND_SHARE and drawn > 0.2) or time.monotonic() > deadline:
                 break
             page.wait_for_timeout(250)
         (tmp_path / "deck.png").write_bytes(shot)
-        assert land > 0.2, f"land fill covers {land:.1%} of the map; see {tmp_path / 'deck.png'}"
+        assert land > LAND_SHARE, (f"land fill covers {land:.1%} of the map; "
+                                   f"see {tmp_path / 'deck.png'}")
         assert drawn > 0.2, f"only {drawn:.1%} of the map drawn; see {tmp_path / 'deck.png'}"
         assert any("/static/extensions/panel/bundled/deckglplot/" in url for url in recorded)
         assert requests_outside_localhost(recorded) == []
