@@ -141,7 +141,7 @@ def _legend_html(maplayers: list[Any], lang: str) -> str:
     return '<div style="display:flex;gap:2vw;flex-wrap:wrap">' + "".join(
         f"<div>{layer.legend.to_html(lang)}</div>" for layer in maplayers
         if layer.legend is not None and not layer.id.startswith(
-            ("districts", "communities", "boundaries", "names"))) + "</div>"
+            ("districts", "communities", "boundaries", "names", "land"))) + "</div>"
 
 
 class Cockpit(pn.viewable.Viewer):

@@ -253,11 +253,16 @@ class CockpitState(param.Parameterized):
         return self.situation.workspace.read(name)
 
     def _basemap(self) -> list[Any]:
+        """The ground and the borders: a simplified land fill and exact border segments
+        (numeric columns, sent once)."""
         def make() -> list[Any]:
             out = []
-            for name, level in (("districts", "district"), ("communities", "community")):
+            with contextlib.suppress(LayerNotFoundError):
+                out.append(layers.land(self._read("districts"), self.lang))
+            for name, level in (("communities", "community"), ("districts", "district")):
                 with contextlib.suppress(LayerNotFoundError):
-                    out.append(layers.boundaries(self._read(name), self.lang, level=level))
+                    out.append(layers.boundary_lines(self._read(name), self.lang,
+                                                     level=level))
             return out
         return self._layer(("basemap", self.lang), make)
 
@@ -268,14 +273,15 @@ class CockpitState(param.Parameterized):
             return []
         return self._layer(("names", self.lang), make)
 
-    def _zones_layer(self, statuses: tuple[str, ...], layer_id: str) -> Any:
+    def _zone_layers(self, statuses: tuple[str, ...], layer_id: str) -> list[Any]:
         s = self.situation
         zones = s.zones_on(self.date, statuses)
         ident = tuple(sorted((z.zone_id, z.version) for z in zones))
         if not zones:
-            return None
-        return self._layer(("zones", layer_id, ident, self.lang), lambda: layers.zone_areas(
-            zones, self.lang, layer_id=layer_id, statuses=statuses))
+            return []
+        return self._layer(("zones", layer_id, ident, self.lang), lambda: layers.zone_layers(
+            zones, [s.outline(z) for z in zones], self.lang, layer_id=layer_id,
+            faint=layer_id == "proposals"))
 
     def map_layers(self) -> list[Any]:
         """The map's layers (``layers.MapLayer``) for the toggles, date and role, bottom first.
@@ -304,13 +310,9 @@ class CockpitState(param.Parameterized):
                     out.append(self._layer(("cover", ident, lang), lambda: layers.cover_areas(
                         gaps, s.zone_frame(day), COVER_RESOURCE, lang)))
         if self.shows("proposals"):
-            layer = self._zones_layer(("proposed",), "proposals")
-            if layer is not None:
-                out.append(layer)
+            out.extend(self._zone_layers(("proposed",), "proposals"))
         if self.shows("zones"):
-            layer = self._zones_layer(("active",), "zones")
-            if layer is not None:
-                out.append(layer)
+            out.extend(self._zone_layers(("active",), "zones"))
         if (self.shows("buildings") and (self.zoom or 0) >= BUILDINGS_MIN_ZOOM
                 and self.centre is not None):
             box = self._view_box()

@@ -7,7 +7,7 @@ map provider, no map style and no URL: the base map is drawn from the city's own
 roads and buildings (:mod:`layers.basemap`).
 """
 
-from layers.basemap import boundaries, boundary_names, buildings, roads
+from layers.basemap import boundaries, boundary_lines, boundary_names, buildings, land, roads
 from layers.deck import deck, deck_spec, legends, tooltips, view_for_bounds
 from layers.errors import LayerError, LayerInputError, PrivacyError
 from layers.facilities import facilities
@@ -23,7 +23,7 @@ from layers.scales import (
     simulate_cvd,
 )
 from layers.supply import cover_areas, dispatch_arcs, dispatch_routes
-from layers.zones import zone_areas
+from layers.zones import zone_areas, zone_layers
 
 __all__ = [
     "CategoricalScale",
@@ -36,6 +36,7 @@ __all__ = [
     "SequentialScale",
     "aggregate_cases_for_viewers",
     "boundaries",
+    "boundary_lines",
     "boundary_names",
     "buildings",
     "case_hexes",
@@ -47,6 +48,7 @@ __all__ = [
     "dispatch_routes",
     "facilities",
     "hex_ids",
+    "land",
     "legends",
     "residents_hexes",
     "resolution_for_zoom",
@@ -57,4 +59,5 @@ __all__ = [
     "tooltips",
     "view_for_bounds",
     "zone_areas",
+    "zone_layers",
 ]

@@ -14,11 +14,17 @@ import pandas as pd
 
 from layers.errors import LayerInputError
 from layers.labels import LEVELS, ROAD_CLASSES, check_lang, pair, pick
-from layers.maplayer import MapLayer, feature_collection, make_layer, require_columns
+from layers.maplayer import (
+    MapLayer,
+    feature_collection,
+    make_layer,
+    outline_segments,
+    require_columns,
+)
 from layers.scales import CategoricalScale, Legend, LegendStop
 
-__all__ = ["BOUNDARY_STYLE", "LABEL_FONT", "ROAD_STYLE", "boundaries", "boundary_names",
-           "buildings", "roads"]
+__all__ = ["BOUNDARY_STYLE", "LABEL_FONT", "ROAD_STYLE", "boundaries", "boundary_lines",
+           "boundary_names", "buildings", "land", "roads"]
 
 #: level -> (line RGBA, width in pixels); the land fill is drawn under districts only.
 BOUNDARY_STYLE: dict[str, tuple[tuple[int, int, int, int], float]] = {
@@ -63,6 +69,45 @@ def boundaries(frame: Any, lang: str = "zh", *, level: str | None = None,
                       get_fill_color=list(LAND_FILL), get_line_color=list(color),
                       get_line_width=width, line_width_units="pixels",
                       line_width_min_pixels=0.5, pickable=land)
+
+
+def boundary_lines(frame: Any, lang: str = "zh", *, level: str = "community",
+                   layer_id: str | None = None) -> MapLayer:
+    """Admin boundaries as line segments (a ``LineLayer``; shared borders drawn once).
+
+    The same outlines as :func:`boundaries`, but as numeric columns: Panel sends them once as
+    binary buffers and never again while they do not change.
+    """
+    check_lang(lang)
+    require_columns(frame, ["geometry"], "boundary_lines")
+    if level not in BOUNDARY_STYLE:
+        raise LayerInputError(f"unknown boundary level {level!r}")
+    color, width = BOUNDARY_STYLE[level]
+    data = outline_segments(frame.geometry.to_numpy())
+    legend = Legend(f"boundaries_{level}", f"{LEVELS[level][0]}界", f"{LEVELS[level][1]} "
+                    "boundaries", "", "", "categorical",
+                    (LegendStop(level, color, LEVELS[level][0], LEVELS[level][1]),))
+    return make_layer("LineLayer", layer_id or f"boundaries_{level}", data, legend=legend,
+                      tooltip_html=None, lang=lang, get_source_position=["x0", "y0"],
+                      get_target_position=["x1", "y1"], get_color=list(color),
+                      get_width=width, width_units="pixels", width_min_pixels=0.5,
+                      pickable=False)
+
+
+def land(frame: Any, lang: str = "zh", *, layer_id: str = "land",
+         tolerance_deg: float = 0.0005) -> MapLayer:
+    """The ground of the map: the city's polygons filled, simplified (about 50 m) since only
+    their fill shows; the exact borders are :func:`boundary_lines`. Hovering names the unit."""
+    import shapely
+
+    check_lang(lang)
+    require_columns(frame, ["name", "geometry"], "land")
+    geoms = shapely.simplify(frame.geometry.to_numpy(), tolerance_deg, preserve_topology=True)
+    props = pd.DataFrame({"name": frame["name"].astype(str).to_numpy()})
+    data = feature_collection(geoms, props, digits=5)
+    return make_layer("GeoJsonLayer", layer_id, data, legend=None,
+                      tooltip_html="<b>{properties.name}</b>", lang=lang, filled=True,
+                      stroked=False, get_fill_color=list(LAND_FILL), pickable=True)
 
 
 #: System CJK fonts only (no web fonts): the Noto CJK of Debian, then common desktop ones.

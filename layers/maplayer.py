@@ -20,7 +20,7 @@ from layers.errors import LayerInputError
 from layers.scales import Legend
 
 __all__ = ["COLOR_ACCESSOR", "TOOLTIP_STYLE", "MapLayer", "bounds_of", "feature_collection",
-           "make_layer", "require_columns", "with_colors"]
+           "make_layer", "outline_segments", "require_columns", "with_colors"]
 
 #: deck.gl accessor reading the four colour columns.
 COLOR_ACCESSOR = "[r, g, b, a]"
@@ -142,3 +142,40 @@ def bounds_of(data: pd.DataFrame | dict[str, Any]) -> tuple[float, float, float,
         return None
     b = shapely.total_bounds(np.asarray(geoms, dtype=object))
     return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+def outline_segments(geometries: Any, owner: Any = None, *, digits: int = COORD_DIGITS,
+                     dedupe: bool = True) -> pd.DataFrame:
+    """The rings of polygons as straight segments ``x0, y0, x1, y1`` (one row each).
+
+    Segments are plain numeric columns, so Panel sends them as binary buffers and later
+    updates only what changed, where GeoJSON travels as text with every change of the map
+    (a ``LineLayer`` draws them). With ``dedupe`` a border shared by two polygons is kept
+    once; ``owner`` (one value per geometry) adds an ``owner`` column (then no dedupe).
+    """
+    import shapely
+
+    geoms = np.asarray(geometries, dtype=object)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    rings = shapely.get_rings(shapely.get_parts(geoms[keep]))
+    if owner is not None:
+        parts, part_of = shapely.get_parts(geoms[keep], return_index=True)
+        rings, ring_of = shapely.get_rings(parts, return_index=True)
+        owners = np.asarray(owner, dtype=object)[keep][part_of][ring_of]
+    coords, ring_index = shapely.get_coordinates(rings, return_index=True)
+    coords = np.round(coords, digits)
+    same = ring_index[1:] == ring_index[:-1]
+    seg = np.column_stack([coords[:-1][same], coords[1:][same]])
+    frame = pd.DataFrame(seg, columns=["x0", "y0", "x1", "y1"])
+    if owner is not None:
+        frame["owner"] = owners[ring_index[:-1][same]]
+        return frame.reset_index(drop=True)
+    if dedupe and len(frame):
+        a = seg[:, :2]
+        b = seg[:, 2:]
+        flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+        canon = np.where(flip[:, None], np.column_stack([b, a]), seg)
+        _, first = np.unique(canon, axis=0, return_index=True)
+        frame = frame.iloc[np.sort(first)]
+    return frame.reset_index(drop=True)
+
