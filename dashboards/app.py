@@ -25,7 +25,6 @@ from typing import Any
 
 import jinja2
 import panel as pn
-import panel_material_ui as pmui
 from panel.auth import BasicAuthProvider, BasicLoginHandler, LogoutHandler
 
 from dashboards.cockpit import Cockpit
@@ -136,11 +135,35 @@ def current_user(workspace: Any, name: str | None) -> User | None:
         return None
 
 
+#: The page chrome: a slim header bar, sized with the screen like the cockpit.
+PAGE_CSS = """
+:host { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei",
+  "PingFang SC", system-ui, sans-serif; color: #e8eaf0; }
+.ct-header { display: flex; align-items: baseline; gap: 1.2vw; height: 4.2vh;
+  padding: 0 1vw; background: #16203a; border-bottom: 1px solid #2a3348;
+  box-sizing: border-box; align-items: center; }
+.ct-header-title { font-size: clamp(18px, 1.25vw, 56px); font-weight: 700; }
+.ct-user { font-size: clamp(13px, 0.75vw, 32px); color: #aab3c5; }
+.ct-user a { color: #9fd3ff; }
+"""
+#: The whole document: dark from the first paint (no white flash on a wall screen).
+BODY_CSS = "html, body { background: #0e1320; margin: 0; overflow: hidden; }"
+
+
+def _page(title: str, header: str, main: list[Any]) -> Any:
+    """A page: the header bar and ``main`` (plain Panel layout; no template to load)."""
+    bar = pn.pane.HTML(f'<div class="ct-header"><span class="ct-header-title">'
+                       f"{html.escape(title)}</span>{header}</div>", stylesheets=[PAGE_CSS],
+                       sizing_mode="stretch_width", margin=0, css_classes=["ct-header-pane"])
+    return pn.Column(bar, *main, sizing_mode="stretch_both", margin=0,
+                     styles={"background": "#0e1320"})
+
+
 def _refusal(message: str, lang: str) -> Any:
-    return pmui.Page(title="citytwin", dark_theme=True, main=[pn.pane.HTML(
+    return _page("citytwin", "", [pn.pane.HTML(
         f'<div class="ct-status ct-refused"><h2>{label("refused", lang)}</h2>'
         f"<p>{html.escape(message)}</p><p><a href=\"/logout\">{label('logout', lang)}</a>"
-        "</p></div>")])
+        "</p></div>", stylesheets=[PAGE_CSS])])
 
 
 def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any:
@@ -165,11 +188,14 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
     pn.state.onload(view.start_callbacks)
     pn.state.on_session_destroyed(_release_memory)
     title = f"{workspace.config.display_name(page_lang)} · {label('title', page_lang)}"
-    header = [] if kiosk else [pn.pane.HTML(
+    header = "" if kiosk else (
         f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
-        f'<a href="/logout" style="color:inherit">{label("logout", page_lang)}</a></span>')]
-    return pmui.Page(title=title, dark_theme=True, theme_toggle=False, main=[view],
-                     header=header, sidebar_open=False, sidebar_variant="temporary")
+        f'<a href="/logout">{label("logout", page_lang)}</a></span>')
+    # A plain layout rather than a template: panel-material-ui's Page cost 3-6 s of the
+    # first render in software WebGL (measured), for a header bar.
+    if pn.state.curdoc is not None:
+        pn.state.curdoc.title = title
+    return _page(title, header, [view])
 
 
 def _release_memory(session_context: Any) -> None:
@@ -208,6 +234,9 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
     """
     os.environ.setdefault("BOKEH_RESOURCES", "server")
     pn.config.oauth_expiry = SESSION_DAYS
+    pn.config.theme = "dark"  # every page is dark: widgets included
+    if BODY_CSS not in pn.config.raw_css:
+        pn.config.raw_css = [*pn.config.raw_css, BODY_CSS]
     secret = cookie_secret or os.environ.get("TWIN_COOKIE_SECRET") or secrets.token_hex(32)
     provider = TwinAuthProvider(workspace, login_endpoint="/login",
                                 logout_endpoint="/logout")

@@ -381,5 +381,6 @@ class Cockpit(pn.viewable.Viewer):
             kpi_row, middle, self._alerts, controls, self._status, self._screen,
             sizing_mode="stretch_both", stylesheets=[STYLES],
             css_classes=["ct-root", "ct-kiosk" if self.kiosk else "ct-interactive"],
-            styles={"height": "calc(100vh - 80px)", "overflow": "hidden"},
+            styles={"height": "calc(95.8vh - 1.2vh)", "overflow": "hidden",
+                    "padding": "0.6vh 0.4vw", "box-sizing": "border-box"},
             name=label("title", s.lang))

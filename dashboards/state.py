@@ -38,7 +38,7 @@ TOGGLES: tuple[str, ...] = ("risk", "cases", "zones", "proposals", "cover", "rou
 #: Shown when a session starts.
 DEFAULT_ON: frozenset[str] = frozenset({"risk", "cases", "zones"})
 #: The map's share of the screen (width, height) in the cockpit layout, for fitting the city.
-MAP_SHARE = (0.585, 0.50)
+MAP_SHARE = (0.60, 0.57)
 #: The resource whose days of cover the "cover" layer maps (drinking water: the first to run
 #: out in a lockdown, and the Sphere minimum every other need is planned around).
 COVER_RESOURCE = "water"

@@ -95,19 +95,24 @@ def boundary_lines(frame: Any, lang: str = "zh", *, level: str = "community",
 
 
 def land(frame: Any, lang: str = "zh", *, layer_id: str = "land",
-         tolerance_deg: float = 0.0005) -> MapLayer:
-    """The ground of the map: the city's polygons filled, simplified (about 50 m) since only
-    their fill shows; the exact borders are :func:`boundary_lines`. Hovering names the unit."""
-    import shapely
+         resolution: int = 8) -> MapLayer:
+    """The ground of the map: the H3 cells of ``resolution`` whose centre lies in the city's
+    polygons, in the land colour; the exact borders are :func:`boundary_lines`.
+
+    Hexagons rather than polygons on purpose: the risk and case layers already use deck.gl's
+    hexagon program, and in software WebGL every further program costs the first frame
+    about half a second (measured); the cells are also a short column sent once.
+    """
+    from layers.hexes import hex_ids
+    from twin import grid
 
     check_lang(lang)
-    require_columns(frame, ["name", "geometry"], "land")
-    geoms = shapely.simplify(frame.geometry.to_numpy(), tolerance_deg, preserve_topology=True)
-    props = pd.DataFrame({"name": frame["name"].astype(str).to_numpy()})
-    data = feature_collection(geoms, props, digits=5)
-    return make_layer("GeoJsonLayer", layer_id, data, legend=None,
-                      tooltip_html="<b>{properties.name}</b>", lang=lang, filled=True,
-                      stroked=False, get_fill_color=list(LAND_FILL), pickable=True)
+    require_columns(frame, ["geometry"], "land")
+    cells, _ = grid.fill_polygons(frame.geometry.to_numpy(), resolution)
+    data = pd.DataFrame({"hex": hex_ids(np.unique(cells))})
+    return make_layer("H3HexagonLayer", layer_id, data, legend=None, tooltip_html=None,
+                      lang=lang, get_hexagon="hex", get_fill_color=list(LAND_FILL),
+                      filled=True, stroked=False, extruded=False, pickable=False)
 
 
 #: System CJK fonts only (no web fonts): the Noto CJK of Debian, then common desktop ones.
@@ -134,9 +139,8 @@ def boundary_names(frame: Any, lang: str = "zh", *, layer_id: str = "names",
     return make_layer("TextLayer", layer_id, data, legend=None, tooltip_html=None, lang=lang,
                       get_position=["lon", "lat"], get_text="text", get_size=size_m,
                       size_units="meters", size_min_pixels=12, size_max_pixels=64,
-                      get_color=[235, 238, 245, 235], background=True,
-                      get_background_color=[14, 19, 32, 150], background_padding=[4, 2],
-                      font_family=LABEL_FONT,
+                      # no text background: it costs deck.gl a second shader program
+                      get_color=[245, 247, 250, 255], font_family=LABEL_FONT,
                       character_set="".join(sorted(set("".join(data["text"])))),
                       pickable=False,
                       # drawn over the flat hexes without z-fighting (deck.gl 9 / luma.gl 9)
