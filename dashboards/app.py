@@ -8,7 +8,7 @@
 - Every page loads the user afresh from the workspace and calls
   :func:`twin.users.require` on the server before building anything.
 - Offline: resources are served by this server (``BOKEH_RESOURCES=server``, Panel's
-  ``resources="server"``); panel-material-ui's dark ``Page`` loads nothing external.
+  ``resources="server"``); pages are plain Panel layouts (no template) and load nothing external.
 """
 
 from __future__ import annotations

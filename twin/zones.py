@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from twin import grid
+from twin import grid, i18n
 from twin.dates import parse_day
 from twin.db import write_transaction
 from twin.errors import CellError, ZoneConflictError, ZoneError, ZoneNotFoundError
@@ -52,10 +52,10 @@ __all__ = [
 
 #: Tiers from strictest to loosest (:data:`twin.schema.ZONE_TIERS`), with their Chinese names.
 TIERS = ZONE_TIERS
-TIER_ZH = {"lockdown": "封控区", "control": "管控区", "prevention": "防范区"}
+TIER_ZH = {k: zh for k, (zh, _) in i18n.TIERS.items()}
 #: Statuses of a zone version (:data:`twin.schema.ZONE_STATUSES`), with their Chinese names.
 STATUSES = ZONE_STATUSES
-STATUS_ZH = {"proposed": "建议", "active": "生效", "lifted": "已解除"}
+STATUS_ZH = {k: zh for k, (zh, _) in i18n.STATUSES.items()}
 #: Case statuses that count as an infection, for proposals and downgrades
 #: (:data:`twin.schema.INFECTION_STATUSES`).
 INFECTIONS = INFECTION_STATUSES
