@@ -403,9 +403,10 @@ class Situation:
         day = self.clamp(date)
 
         def make() -> pd.DataFrame:
-            assert self.facts is not None
-            cases = self.facts.cases(self.facts.base, day - dt.timedelta(days=6), day)
-            cases = cases[cases["status"].astype(str).isin(INFECTIONS)]
+            cases = self._base_infections()
+            dates = cases["date"]
+            cases = cases[(dates >= pd.Timestamp(day - dt.timedelta(days=6)))
+                          & (dates <= pd.Timestamp(day))]
             frame = cases.groupby("cell", observed=True)["n"].sum().rename("cases").reset_index()
             frame = frame[frame["cases"] > 0]
             frame["cell"] = frame["cell"].astype(np.uint64)
@@ -418,6 +419,16 @@ class Situation:
         if self.facts is None:
             return pd.DataFrame(columns=["cell", "cases", "display", "suppressed"])
         return self._cached(("cases", day, fine), make)
+
+    def _base_infections(self) -> pd.DataFrame:
+        """Every infection of the base case series (read once, filtered per date)."""
+        def make() -> pd.DataFrame:
+            assert self.facts is not None
+            cases = self.facts.cases(self.facts.base)
+            cases = cases[cases["status"].astype(str).isin(INFECTIONS)].copy()
+            cases["date"] = pd.to_datetime(cases["date"])
+            return cases
+        return self._cached("base_infections", make)
 
     # -- alerts -------------------------------------------------------------------------
     def alerts(self, date: Any) -> list[dict[str, Any]]:
@@ -443,6 +454,7 @@ class Situation:
                 self.day(day)
                 for level in levels:
                     self.risk(day, level)
+                self.case_counts(day, fine=False)
             done += 1
         return done
 
