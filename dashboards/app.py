@@ -26,6 +26,7 @@ from typing import Any
 import jinja2
 import panel as pn
 from panel.auth import BasicAuthProvider, BasicLoginHandler, LogoutHandler
+from panel.io.resources import LOCAL_DIST
 
 from dashboards.cockpit import Cockpit
 from dashboards.labels import label
@@ -166,12 +167,27 @@ def _refusal(message: str, lang: str) -> Any:
         "</p></div>", stylesheets=[PAGE_CSS])])
 
 
+def _local_resources() -> None:
+    """Make this session's stylesheets come from our server, whichever process builds it.
+
+    Panel points component stylesheets at its own server only for a session whose page
+    that process rendered (``server_html_page_for_session`` sets the document's
+    ``dist_url``); with ``--num-procs`` the websocket may reach another process, which then
+    builds the document itself and would link the CDN (seen: 1 page load in 6). Setting
+    the template variable before anything is rendered keeps every link local.
+    """
+    doc = pn.state.curdoc
+    if doc is not None:
+        doc._template_variables.setdefault("dist_url", "/" + LOCAL_DIST)
+
+
 def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any:
     """The cockpit for the current request's user (``action`` checked here, on the server).
 
     ``view_cockpit`` is every role's cockpit (viewers see aggregated cases);
     ``view_fine_cases`` is the case-detail page for planners, GIS staff and administrators.
     """
+    _local_resources()
     args = pn.state.session_args if pn.state.curdoc else {}
     kiosk = args.get("kiosk", [b"0"])[0] not in (b"0", b"", b"false")
     page_lang = args.get("lang", [lang.encode()])[0].decode()

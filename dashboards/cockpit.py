@@ -285,8 +285,18 @@ class Cockpit(pn.viewable.Viewer):
             old = self._map.object
             if isinstance(old, dict) and old.get("initialViewState"):
                 spec["initialViewState"] = old["initialViewState"]  # keep the view on updates
-            self._map.tooltips = layers.tooltips(maplayers)
-            self._map.object = spec
+            # New tooltips make Panel rebuild the whole map (back to its initial view), so
+            # they only ever grow, and a rebuild starts from where the person had moved to.
+            tips = {**self._map.tooltips, **layers.tooltips(maplayers)}
+            if tips != self._map.tooltips:
+                seen = self._map.view_state or {}
+                keep = {k: seen[k] for k in ("longitude", "latitude", "zoom", "pitch",
+                                             "bearing") if k in seen}
+                if keep:
+                    spec["initialViewState"] = {**spec["initialViewState"], **keep}
+                self._map.param.update(tooltips=tips, object=spec)
+            else:
+                self._map.object = spec
             self._render_legend(maplayers)
         self._guard(work)
 

@@ -38,7 +38,7 @@ TOGGLES: tuple[str, ...] = ("risk", "cases", "zones", "proposals", "cover", "rou
 #: Shown when a session starts.
 DEFAULT_ON: frozenset[str] = frozenset({"risk", "cases", "zones"})
 #: The map's share of the screen (width, height) in the cockpit layout, for fitting the city.
-MAP_SHARE = (0.60, 0.57)
+MAP_SHARE = (0.60, 0.52)
 #: The resource whose days of cover the "cover" layer maps (drinking water: the first to run
 #: out in a lockdown, and the Sphere minimum every other need is planned around).
 COVER_RESOURCE = "water"
@@ -233,8 +233,8 @@ class CockpitState(param.Parameterized):
             columns=["code", "name", "grade_key", "grade", "score", "reason"])
 
     @param.depends("date", "data_version", "lang")
-    def alerts(self, n: int = 50) -> list[dict[str, Any]]:
-        """The newest alerts raised for dates up to ``date`` (at most ``n``)."""
+    def alerts(self, n: int | None = None) -> list[dict[str, Any]]:
+        """The alerts raised for dates up to ``date``, newest first (every one by default)."""
         return [{"date": r["data_date"], "severity": r["severity"],
                  "date_text": self._date_text(dt.date.fromisoformat(r["data_date"][:10])),
                  "text": r[f"message_{self.lang}"]}

@@ -137,3 +137,17 @@ def test_the_cache_on_disk_is_shared_between_processes(demo) -> None:
     path.write_text('{"date": "x", "high_risk_communities": 1234}', encoding="utf-8")
     third = Situation(demo)
     assert third.day(third.end)["high_risk_communities"] == 1234
+
+
+def test_a_growth_ratio_of_small_counts_is_not_shown_to_viewers() -> None:
+    """×3.00 over 0 previous cases would give away 2 recent ones (worked out by hand)."""
+    from twin.risk import reason
+
+    row = {"main_reason": "growth", "growth": 3.0, "growth_contrib": 0.2,
+           "cases_recent": 2, "cases_previous": 0}
+    fine = reason(row, "zh")
+    viewer = reason(row, "zh", suppress_below=10)
+    assert "×3.00" in fine and "2 例" in fine
+    assert "×" not in viewer and "<10 例" in viewer and "上升" in viewer
+    big = {**row, "cases_recent": 30, "cases_previous": 10}
+    assert "×3.00" in reason(big, "en", suppress_below=10)

@@ -264,6 +264,16 @@ def _component_text(row: Mapping[str, Any], c: str, lang: str, window: int,
                 f"{window} days, {n(recent + prev)} in {2 * window}; "
                 f"contributes {contrib:.2f})")
     if c == "growth":
+        recent, prev = int(row["cases_recent"]), int(row["cases_previous"])
+        if suppress_below is not None and (0 < recent < suppress_below
+                                           or 0 < prev < suppress_below):
+            # a ratio of two small counts gives them away: say only which way it goes
+            rising = float(row["growth"]) > 1
+            if lang == "zh":
+                return (f"增长 环比{'上升' if rising else '未升'}（近{window}天 {n(recent)} 例 "
+                        f"对 前{window}天 {n(prev)} 例；贡献 {contrib:.2f}）")
+            return (f"growth: {'rising' if rising else 'not rising'} on the previous {window} "
+                    f"days ({n(recent)} vs {n(prev)}; contributes {contrib:.2f})")
         if lang == "zh":
             return (f"增长 环比 ×{float(row['growth']):.2f}（近{window}天 "
                     f"{n(row['cases_recent'])} 例 对 前{window}天 "
