@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twin.situation import DataKey, Situation, fingerprint
+from twin.situation import DataKey, OnceCache, Situation, fingerprint
 from twin.store import Workspace
 
 __all__ = ["LAYER_CACHE_SIZE", "SharedSituation", "Snapshot", "shared_situation"]
@@ -34,9 +33,7 @@ class Snapshot:
 
     def __init__(self, situation: Situation) -> None:
         self.situation = situation
-        self._layers: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._building: dict[Any, threading.Lock] = {}
+        self._layers = OnceCache(maxsize=LAYER_CACHE_SIZE)
 
     @property
     def key(self) -> DataKey:
@@ -44,22 +41,7 @@ class Snapshot:
 
     def layer(self, key: Any, make: Callable[[], Any]) -> Any:
         """The layer for ``key``, built by ``make()`` once and shared (LRU-bounded)."""
-        with self._lock:
-            if key in self._layers:
-                self._layers.move_to_end(key)
-                return self._layers[key]
-            lock = self._building.setdefault(key, threading.Lock())
-        with lock:
-            with self._lock:
-                if key in self._layers:
-                    return self._layers[key]
-            value = make()
-            with self._lock:
-                self._layers[key] = value
-                while len(self._layers) > LAYER_CACHE_SIZE:
-                    self._layers.popitem(last=False)
-                self._building.pop(key, None)
-            return value
+        return self._layers.get(key, make)
 
 
 class SharedSituation:

@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from twin.schema import INFECTION_STATUSES
 from twin.supply import active_cases, workspace_gaps
 from twin.zones import Zones, ZoneVersion, impact, outline_of
 
-__all__ = ["INFECTIONS", "LOW_COVER_DAYS", "DataKey", "Situation", "fingerprint"]
+__all__ = ["INFECTIONS", "LOW_COVER_DAYS", "DataKey", "OnceCache", "Situation", "fingerprint"]
 
 #: Statuses counted as new infections (suspects and contacts are not cases).
 INFECTIONS = INFECTION_STATUSES
@@ -129,6 +130,39 @@ class _DiskCache:
         return value
 
 
+class OnceCache:
+    """Values made once per key and shared between threads, optionally LRU-bounded.
+
+    When several sessions ask for the same key at once, one makes it and the others wait
+    for that value instead of making it again.
+    """
+
+    def __init__(self, maxsize: int | None = None) -> None:
+        self.maxsize = maxsize
+        self._values: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._making: dict[Any, threading.Lock] = {}
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The value of ``key``, made by ``make()`` the first time."""
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+            lock = self._making.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if key in self._values:
+                    return self._values[key]
+            value = make()
+            with self._lock:
+                self._values[key] = value
+                while self.maxsize is not None and len(self._values) > self.maxsize:
+                    self._values.popitem(last=False)
+                self._making.pop(key, None)
+            return value
+
+
 class Situation:
     """One data version of a workspace as every dashboard shows it (thread-safe reads).
 
@@ -148,9 +182,7 @@ class Situation:
         self.key = key or fingerprint(workspace)
         self.config = workspace.config
         self.privacy = PrivacyPolicy.from_config(self.config)
-        self._lock = threading.RLock()
-        self._memo: dict[Any, Any] = {}
-        self._locks: dict[Any, threading.Lock] = {}
+        self._memo = OnceCache()
         self._disk = (_DiskCache(workspace.root / "cache" / "situation" / self.key.digest)
                       if cache else None)
         try:
@@ -168,18 +200,7 @@ class Situation:
     # -- memo ---------------------------------------------------------------------------
     def _cached(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()`` once per key, even when several sessions ask at the same time."""
-        with self._lock:
-            if key in self._memo:
-                return self._memo[key]
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            with self._lock:
-                if key in self._memo:
-                    return self._memo[key]
-            value = make()
-            with self._lock:
-                self._memo[key] = value
-            return value
+        return self._memo.get(key, make)
 
     def dates(self) -> list[dt.date]:
         """Every date of the case series, oldest first."""
