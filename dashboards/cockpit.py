@@ -46,15 +46,15 @@ STYLES = """
   text-overflow: ellipsis; }
 .ct-top10 th, :host(.ct-top10) th { color: #aab3c5; font-weight: 400; }
 .ct-grade-high { color: #ff5a5f; font-weight: 700; } .ct-grade-medium { color: #ffb648; }
-.ct-alerts { font-size: clamp(14px, 0.9vw, 40px); white-space: nowrap; overflow: hidden;
-  width: 100%; }
+:host(.ct-alerts) { font-size: clamp(14px, 0.9vw, 40px); white-space: nowrap;
+  overflow: hidden; width: 100%; }
 .ct-ticker { display: inline-block; white-space: nowrap; padding-left: 100%;
   animation: ct-scroll var(--ct-ticker-s, 60s) linear infinite; }
 .ct-ticker:hover { animation-play-state: paused; }
 @keyframes ct-scroll { from { transform: translateX(0); } to { transform: translateX(-100%); } }
 @media (prefers-reduced-motion: reduce) { .ct-ticker { animation: none; padding-left: 0; } }
-.ct-alerts .ct-alert { display: inline-block; margin-right: 3vw; }
-.ct-alerts .ct-critical { color: #ff5a5f; } .ct-alerts .ct-warning { color: #ffb648; }
+.ct-alert { display: inline-block; margin-right: 3vw; }
+.ct-alert.ct-critical { color: #ff5a5f; } .ct-alert.ct-warning { color: #ffb648; }
 .ct-status { font-size: clamp(12px, 0.75vw, 32px); color: #9fd3ff; min-height: 1.2em; }
 .ct-title { font-size: clamp(18px, 1.3vw, 60px); font-weight: 700; }
 """
@@ -294,7 +294,9 @@ class Cockpit(pn.viewable.Viewer):
                                              "bearing") if k in seen}
                 if keep:
                     spec["initialViewState"] = {**spec["initialViewState"], **keep}
-                self._map.param.update(tooltips=tips, object=spec)
+                # the view first, so the rebuild that the tooltips cause starts from it
+                self._map.object = spec
+                self._map.tooltips = tips
             else:
                 self._map.object = spec
             self._render_legend(maplayers)

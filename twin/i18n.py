@@ -69,7 +69,7 @@ DASHBOARD: dict[str, tuple[str, str]] = {
     "control_residents": ("管控区居民", "Residents in control zones"),
     "high_risk_communities": ("高风险社区", "High-risk communities"),
     "bed_occupancy": ("床位占用", "Hospital bed occupancy"),
-    "low_cover": ("保障不足一天的物资", "Supplies under 1 day of cover"),
+    "low_cover": ("保障不足一天的物资", "Under 1 day of supplies"),
     "elderly": ("其中65岁以上", "aged 65+"),
     "trend_up": ("较前7天上升", "up on the previous 7 days"),
     "trend_down": ("较前7天下降", "down on the previous 7 days"),
