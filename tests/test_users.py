@@ -40,7 +40,7 @@ def _db_bytes(ws: Workspace) -> bytes:
                     if p.is_file())
 
 
-def _audit(ws: Workspace) -> list[sqlite3.Row]:
+def _audit_rows(ws: Workspace) -> list[sqlite3.Row]:
     with ws.connect() as conn:
         return conn.execute("SELECT * FROM audit WHERE action LIKE 'users.%' ORDER BY id")\
             .fetchall()
@@ -158,7 +158,7 @@ def test_add_authenticate_and_audit_without_secrets(workspace: Workspace) -> Non
     users.set_password("张伟", OTHER, actor="root")
     users.set_role("张伟", "planner", actor="alice")
     users.disable("张伟", actor="alice")
-    rows = _audit(workspace)
+    rows = _audit_rows(workspace)
     assert [(r["actor"], r["action"], r["target"]) for r in rows] == [
         ("root", "users.add", "alice"), ("root", "users.add", "张伟"),
         ("alice", "users.login", "alice"), ("root", "users.passwd", "张伟"),
@@ -185,7 +185,7 @@ def test_failed_logins_all_look_the_same(workspace: Workspace) -> None:
         messages.add(str(info.value))
     assert messages == {"wrong user name or password"}
     assert users.get("bob").last_login_at is None
-    assert not [r for r in _audit(workspace) if r["action"] == "users.login"]
+    assert not [r for r in _audit_rows(workspace) if r["action"] == "users.login"]
 
 
 def test_weak_hash_is_upgraded_at_login(workspace: Workspace) -> None:
@@ -219,7 +219,7 @@ def test_refused_changes_have_clear_messages(workspace: Workspace) -> None:
     with pytest.raises(LastAdminError):
         users.set_role("erin", "viewer", actor="root")
     assert [u.name for u in users.list()] == ["erin"]
-    assert [r["action"] for r in _audit(workspace)] == ["users.add"]
+    assert [r["action"] for r in _audit_rows(workspace)] == ["users.add"]
 
 
 def test_logged_in_actor_needs_manage_users(workspace: Workspace) -> None:
@@ -274,7 +274,7 @@ def test_cli_add_from_stdin_and_list_json(cli: click.Group, workspace: Workspace
 
     users = Users(Workspace.open(workspace.root))
     assert users.authenticate("alice", SECRET).role == "admin"
-    assert _audit(workspace)[0]["actor"] == "ops"
+    assert _audit_rows(workspace)[0]["actor"] == "ops"
 
     assert runner.invoke(cli, ["users", ws, "role", "bob", "planner"]).exit_code == 0
     assert runner.invoke(cli, ["users", ws, "disable", "bob"]).exit_code == 0

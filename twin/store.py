@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["FactSet", "LayerInfo", "LayerVersion", "Workspace", "check_layer_name"]
+__all__ = ["FactSet", "LayerInfo", "LayerVersion", "Workspace", "audit", "check_layer_name",
+           "default_author", "utc_now"]
 
 CONFIG_NAME = "twin.toml"
 DB_NAME = "twin.db"
@@ -124,11 +125,11 @@ class FactSet:
         return {**asdict(self), "path": str(self.path)}
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _default_author() -> str:
+def default_author() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name in containers without /etc/passwd entries
@@ -230,7 +231,7 @@ class Workspace:
             conn = db.connect(staging / DB_NAME, timeout=0.0)
             try:
                 db.create_schema(conn)
-                _audit(conn, actor=_default_author(), action="init", target=str(root),
+                audit(conn, actor=default_author(), action="init", target=str(root),
                        detail={"name": name})
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
@@ -569,7 +570,7 @@ class Workspace:
                  source_sha256: str | None, source_crs: str | None,
                  content_key: str | None, author: str | None, note: str) -> LayerVersion:
         """The atomic protocol: write temp, fsync, rename, fsync dir, one transaction."""
-        author = author or _default_author()
+        author = author or default_author()
         token = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
         part = self.tmp_dir / f"{token}{suffix}.part"
         final_dir = self.layers_dir / name
@@ -606,7 +607,7 @@ class Workspace:
                         source_sha256: str | None, source_crs: str | None,
                         content_key: str | None, row_count: int,
                         bounds: tuple[float, ...] | None, author: str, note: str) -> int:
-        now = _now()
+        now = utc_now()
         row = conn.execute("SELECT kind FROM layers WHERE name = ?", (name,)).fetchone()
         if row is not None and row[0] != kind:
             raise KindMismatchError(
@@ -627,7 +628,7 @@ class Workspace:
              author, note))
         conn.execute("UPDATE layers SET current_version = ?, updated_at = ? WHERE name = ?",
                      (version, now, name))
-        _audit(conn, actor=author, action="publish", target=f"{name}@{version}",
+        audit(conn, actor=author, action="publish", target=f"{name}@{version}",
                detail={"kind": kind, "rows": row_count, "source": source_name, "note": note})
         return version
 
@@ -642,14 +643,14 @@ class Workspace:
         LayerNotFoundError, VersionNotFoundError
             When the layer or version does not exist.
         """
-        author = author or _default_author()
+        author = author or default_author()
         with self.connect() as conn, db.write_transaction(
                 conn, timeout=self.config.busy_timeout_s):
             previous = self._current(conn, name)
             target = self._version(conn, name, version)
             conn.execute("UPDATE layers SET current_version = ?, updated_at = ? WHERE name = ?",
-                         (target.version, _now(), name))
-            _audit(conn, actor=author, action="rollback", target=f"{name}@{target.version}",
+                         (target.version, utc_now(), name))
+            audit(conn, actor=author, action="rollback", target=f"{name}@{target.version}",
                    detail={"from": previous, "note": note})
         return self.version(name)
 
@@ -674,7 +675,7 @@ class Workspace:
         makes it current: readers see the old set or the new one, never half of either. Sets
         beyond the newest ``keep`` are deleted.
         """
-        author = author or _default_author()
+        author = author or default_author()
         token = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
         staging = self.tmp_dir / f"facts-{token}"
         final = self.facts_dir / token
@@ -696,9 +697,9 @@ class Workspace:
                     cursor = conn.execute(
                         "INSERT INTO fact_sets (dir, created_at, sources, summary, current) "
                         "VALUES (?, ?, ?, ?, 1)",
-                        (rel, _now(), json.dumps(sources, ensure_ascii=False),
+                        (rel, utc_now(), json.dumps(sources, ensure_ascii=False),
                          json.dumps(summary, ensure_ascii=False, default=str)))
-                    _audit(conn, actor=author, action="fuse", target=f"facts@{cursor.lastrowid}",
+                    audit(conn, actor=author, action="fuse", target=f"facts@{cursor.lastrowid}",
                            detail={"sources": sources})
                     old = conn.execute("SELECT id, dir FROM fact_sets ORDER BY id DESC LIMIT -1 "
                                        "OFFSET ?", (keep,)).fetchall()
@@ -767,10 +768,10 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _audit(conn: sqlite3.Connection, *, actor: str, action: str, target: str,
+def audit(conn: sqlite3.Connection, *, actor: str, action: str, target: str,
            detail: dict[str, Any]) -> None:
     conn.execute("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                 (_now(), actor, action, target, json.dumps(detail, ensure_ascii=False)))
+                 (utc_now(), actor, action, target, json.dumps(detail, ensure_ascii=False)))
 
 
 def _row_to_version(row: sqlite3.Row, current: int) -> LayerVersion:

@@ -36,7 +36,7 @@ from twin.errors import (
     UserInputError,
     WeakPasswordError,
 )
-from twin.store import _audit, _now
+from twin.store import audit, utc_now
 
 if TYPE_CHECKING:
     from twin.store import Workspace
@@ -398,10 +398,10 @@ class Users:
                 raise UserExistsError(f"a user named {name!r} already exists; pick another "
                                       "name, or change that user with `twin users WORKSPACE "
                                       "role|passwd NAME`")
-            now = _now()
+            now = utc_now()
             conn.execute("INSERT INTO users (name, role, password_hash, created_at, updated_at) "
                          "VALUES (?, ?, ?, ?, ?)", (name, role, password_hash, now, now))
-            _audit(conn, actor=who, action="users.add", target=name, detail={"role": role})
+            audit(conn, actor=who, action="users.add", target=name, detail={"role": role})
             return _user(self._existing(conn, name))
 
     def set_password(self, name: str, password: str, *, actor: User | str) -> User:
@@ -411,8 +411,8 @@ class Users:
             who = self._actor(conn, actor, "manage_users")
             self._existing(conn, name)
             conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?",
-                         (password_hash, _now(), name))
-            _audit(conn, actor=who, action="users.passwd", target=name, detail={})
+                         (password_hash, utc_now(), name))
+            audit(conn, actor=who, action="users.passwd", target=name, detail={})
             return _user(self._existing(conn, name))
 
     def change_password(self, name: str, old_password: str, new_password: str) -> User:
@@ -427,8 +427,8 @@ class Users:
         password_hash = hash_password(new_password)
         with self.workspace.connect() as conn, self._transaction(conn):
             conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?",
-                         (password_hash, _now(), name))
-            _audit(conn, actor=name, action="users.passwd", target=name,
+                         (password_hash, utc_now(), name))
+            audit(conn, actor=name, action="users.passwd", target=name,
                    detail={"self": True})
             return _user(self._existing(conn, name))
 
@@ -443,8 +443,8 @@ class Users:
             if row["role"] == "admin" and not row["disabled"]:
                 self._check_admin_left(conn, name)
             conn.execute("UPDATE users SET role = ?, updated_at = ? WHERE name = ?",
-                         (role, _now(), name))
-            _audit(conn, actor=who, action="users.role", target=name,
+                         (role, utc_now(), name))
+            audit(conn, actor=who, action="users.role", target=name,
                    detail={"from": row["role"], "to": role})
             return _user(self._existing(conn, name))
 
@@ -465,8 +465,8 @@ class Users:
             if disabled and row["role"] == "admin":
                 self._check_admin_left(conn, name)
             conn.execute("UPDATE users SET disabled = ?, updated_at = ? WHERE name = ?",
-                         (int(disabled), _now(), name))
-            _audit(conn, actor=who, action="users.disable" if disabled else "users.enable",
+                         (int(disabled), utc_now(), name))
+            audit(conn, actor=who, action="users.disable" if disabled else "users.enable",
                    target=name, detail={})
             return _user(self._existing(conn, name))
 
@@ -500,10 +500,10 @@ class Users:
             if (current is None or current["disabled"]
                     or current["password_hash"] != row["password_hash"]):
                 raise AuthError(_LOGIN_FAILED)
-            conn.execute("UPDATE users SET last_login_at = ? WHERE name = ?", (_now(), name))
+            conn.execute("UPDATE users SET last_login_at = ? WHERE name = ?", (utc_now(), name))
             if rehash is not None:
                 conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
                              (rehash, name))
-            _audit(conn, actor=name, action="users.login", target=name,
+            audit(conn, actor=name, action="users.login", target=name,
                    detail={"rehashed": True} if rehash else {})
             return _user(self._existing(conn, name))

@@ -42,7 +42,7 @@ from twin.dates import parse_day
 from twin.db import write_transaction
 from twin.errors import CellError, ZoneConflictError, ZoneError, ZoneNotFoundError
 from twin.schema import INFECTION_STATUSES, OPEN_ZONE_STATUSES, ZONE_STATUSES, ZONE_TIERS
-from twin.store import Workspace, _audit, _default_author, _now
+from twin.store import Workspace, audit, default_author, utc_now
 
 __all__ = [
     "INFECTIONS", "STATUSES", "STATUS_ZH", "TIERS", "TIER_ZH", "Impact", "ZoneConflictError",
@@ -238,7 +238,7 @@ class Zones:
         _check_choice(tier, TIERS, "tier")
         _check_choice(status, STATUSES, "status")
         reason = _check_text(reason, "reason")
-        author = _check_text(author or _default_author(), "author")
+        author = _check_text(author or default_author(), "author")
         day = _check_day(valid_from)
         outline = None
         found = _as_cells(cells)
@@ -247,7 +247,7 @@ class Zones:
             outline = _outline_wkb(polygon)
             chosen = np.union1d(chosen, grid.polygon_to_cells(polygon, self.base))
         chosen = self._check_cells(np.unique(chosen.astype(np.uint64)))
-        now = _now()
+        now = utc_now()
         with self.workspace.connect() as conn, write_transaction(
                 conn, timeout=self.workspace.config.busy_timeout_s):
             number = conn.execute("SELECT COUNT(*) FROM zones").fetchone()[0] + 1
@@ -260,7 +260,7 @@ class Zones:
                          "VALUES (?, ?, ?, 1)", (zone_id, zone_name, now))
             self._insert(conn, zone_id, 1, tier, status, day, author, reason, chosen, outline,
                          now)
-            _audit(conn, actor=author, action="zone.create", target=zone_id,
+            audit(conn, actor=author, action="zone.create", target=zone_id,
                    detail={"version": 1, "tier": tier, "status": status,
                            "cells": len(chosen), "reason": reason})
             return self._get(conn, zone_id)
@@ -300,7 +300,7 @@ class Zones:
         if status is not None:
             _check_choice(status, STATUSES, "status")
         reason = _check_text(reason, "reason")
-        author = _check_text(author or _default_author(), "author")
+        author = _check_text(author or default_author(), "author")
         if set_cells is not None and polygon is not None:
             raise ZoneError("give set_cells or polygon, not both")
         replace = _as_cells(set_cells)
@@ -309,7 +309,7 @@ class Zones:
             outline = _outline_wkb(polygon)
             replace = np.unique(grid.polygon_to_cells(polygon, self.base).astype(np.uint64))
         add, remove = _as_cells(add_cells), _as_cells(remove_cells)
-        now = _now()
+        now = utc_now()
         with self.workspace.connect() as conn, write_transaction(
                 conn, timeout=self.workspace.config.busy_timeout_s):
             old = self._get(conn, zone_id)
@@ -335,7 +335,7 @@ class Zones:
             self._insert(conn, zone_id, number, tier or old.tier, new_status, day, author,
                          reason, cells, outline, now)
             conn.execute("UPDATE zones SET current_version = ? WHERE id = ?", (number, zone_id))
-            _audit(conn, actor=author, action="zone.save", target=zone_id, detail={
+            audit(conn, actor=author, action="zone.save", target=zone_id, detail={
                 "version": number, "from_version": old.version, "tier": tier or old.tier,
                 "status": new_status, "cells": len(cells),
                 "added": len(np.setdiff1d(cells, old.cells)),

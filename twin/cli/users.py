@@ -13,13 +13,13 @@ from pathlib import Path
 import click
 
 from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table
-from twin.store import Workspace, _default_author
+from twin.store import Workspace, default_author
 from twin.users import ROLE_LABELS, ROLES, User, Users, check_name, check_password
 
 __all__ = ["register"]
 
 _actor_option = click.option(
-    "--actor", default=_default_author, show_default="your login name",
+    "--actor", default=default_author, show_default="your login name",
     help="Who makes the change, for the audit log.")
 _stdin_option = click.option(
     "--password-stdin", is_flag=True,
