@@ -20,7 +20,7 @@ from panel.custom import JSComponent
 
 import layers
 from dashboards.labels import KPI_NAMES, label
-from dashboards.state import TOGGLES, CockpitState
+from dashboards.state import BUILDINGS_MIN_ZOOM, TOGGLES, CockpitState
 
 __all__ = ["STYLES", "WIDGET_STYLES", "Cockpit", "ScreenSize"]
 
@@ -199,7 +199,7 @@ class Cockpit(pn.viewable.Viewer):
         # widgets -> state
         self._date.param.watch(self._on_date, "value")
         self._play.param.watch(self._on_play, "value")
-        self._toggles.param.watch(lambda e: s.param.update(layers_on=list(e.new)), "value")
+        self._toggles.param.watch(self._on_toggles, "value")
         self._hexres.param.watch(lambda e: s.param.update(hex_resolution=e.new), "value")
         self._screen.param.watch(self._on_screen, ["screen_width", "screen_height"])
         self._map.param.watch(self._on_view, "view_state")
@@ -332,17 +332,24 @@ class Cockpit(pn.viewable.Viewer):
             self.state.screen = (width, height)
 
     def _on_view(self, event: Any) -> None:
-        zoom = (event.new or {}).get("zoom")
-        if zoom is None:
-            return
-        # Only crossing the 3D-buildings threshold changes the layers.
-        from dashboards.state import BUILDINGS_MIN_ZOOM
+        self._sync_view(event.new or {})
 
-        centre = (event.new.get("longitude"), event.new.get("latitude"))
-        if zoom >= BUILDINGS_MIN_ZOOM and None not in centre:
+    def _sync_view(self, view: dict[str, Any]) -> None:
+        """Tell the state where the map is, when that matters: for 3D buildings only, past
+        their zoom (and once more on the way back out)."""
+        zoom = view.get("zoom")
+        centre = (view.get("longitude"), view.get("latitude"))
+        if zoom is None or None in centre or not self.state.shows("buildings"):
+            return
+        if zoom >= BUILDINGS_MIN_ZOOM:
             self.state.param.update(zoom=float(zoom), centre=centre)
-        elif (self.state.zoom or 0) >= BUILDINGS_MIN_ZOOM or self.state.zoom is None:
+        elif (self.state.zoom or 0) >= BUILDINGS_MIN_ZOOM:
             self.state.zoom = float(zoom)
+
+    def _on_toggles(self, event: Any) -> None:
+        self.state.layers_on = list(event.new)
+        if "buildings" in event.new and "buildings" not in event.old:
+            self._sync_view(self._map.view_state or {})
 
     def _on_date(self, event: Any) -> None:
         value = event.new

@@ -315,7 +315,7 @@ class CockpitState(param.Parameterized):
             out.extend(self._zone_layers(("active",), "zones"))
         if (self.shows("buildings") and (self.zoom or 0) >= BUILDINGS_MIN_ZOOM
                 and self.centre is not None):
-            box = self._view_box()
+            box = self.buildings_box()
             with contextlib.suppress(LayerNotFoundError):
                 out.append(self._layer(("buildings", box, lang), lambda: layers.buildings(
                     _clip(self._read_buildings(), box), lang)))
@@ -342,7 +342,7 @@ class CockpitState(param.Parameterized):
     def _read_buildings(self) -> Any:
         return self._layer(("buildings_frame",), lambda: self._read("buildings"))
 
-    def _view_box(self) -> tuple[float, float, float, float]:
+    def buildings_box(self) -> tuple[float, float, float, float]:
         """The area around the map's centre that 3D buildings are drawn for: twice the
         visible span, snapped to a grid of that span so small pans reuse the layer."""
         import math

@@ -151,3 +151,19 @@ def test_a_growth_ratio_of_small_counts_is_not_shown_to_viewers() -> None:
     assert "×" not in viewer and "<10 例" in viewer and "上升" in viewer
     big = {**row, "cases_recent": 30, "cases_previous": 10}
     assert "×3.00" in reason(big, "en", suppress_below=10)
+
+
+def test_3d_buildings_only_when_zoomed_in_and_only_those_in_view(demo) -> None:
+    from dashboards.state import BUILDINGS_MIN_ZOOM, CockpitState
+
+    state = CockpitState(demo, _shared(demo), role="viewer", lang="zh",
+                         layers_on=["buildings"])
+    assert "buildings" not in [x.id for x in state.map_layers()]  # the whole city: none
+    every = demo.read("buildings")
+    centre = every.geometry.union_all().centroid
+    state.param.update(zoom=BUILDINGS_MIN_ZOOM + 1.5, centre=(centre.x, centre.y))
+    drawn = {x.id: x for x in state.map_layers()}["buildings"]
+    west, south, east, north = state.buildings_box()
+    assert west < centre.x < east and south < centre.y < north
+    inside = every.cx[west:east, south:north]
+    assert 0 < len(drawn) == len(inside) < len(every)
