@@ -269,8 +269,16 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
     # From here on we are in the (forked) process that serves: warm its situation in the
     # background so that the first screen finds today's picture ready.
     shared = shared_situation(workspace.root)
+
+    def warm() -> None:
+        shared.current()
+        for page_lang in ("zh", "en"):
+            for role in ("viewer", "planner"):
+                with contextlib.suppress(TwinError):
+                    CockpitState(workspace, shared, role=role, lang=page_lang).tooltips()
+
     server.io_loop.add_callback(lambda: threading.Thread(
-        target=shared.current, name="citytwin-warm", daemon=True).start())
+        target=warm, name="citytwin-warm", daemon=True).start())
     server.start()
     if on_ready is not None:
         server.io_loop.add_callback(on_ready)

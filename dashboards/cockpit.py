@@ -180,7 +180,7 @@ class Cockpit(pn.viewable.Viewer):
                                           "height": "0", "overflow": "hidden"})
         maplayers = s.map_layers()
         self._map = pn.pane.DeckGL(layers.deck_spec(maplayers, view=s.view(), lang=lang),
-                                   tooltips=layers.tooltips(maplayers),
+                                   tooltips={**s.tooltips(), **layers.tooltips(maplayers)},
                                    sizing_mode="stretch_both",
                                    css_classes=["ct-map"], min_height=300, throttle={
                                        "view": 500, "hover": 200},

@@ -67,6 +67,8 @@ class SharedSituation:
         self._checked = 0.0
         self._workspace: Workspace | None = None
         self._thread: threading.Thread | None = None
+        #: Values that outlive a data version (e.g. the map's tooltip templates).
+        self.templates = OnceCache()
 
     def _open(self, key: DataKey | None) -> Workspace:
         ws = self._workspace

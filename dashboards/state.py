@@ -339,6 +339,56 @@ class CockpitState(param.Parameterized):
         out.extend(self._names())
         return out
 
+    def tooltips(self) -> dict[str, Any]:
+        """Tooltip templates of every layer the toggles can show, keyed by layer id.
+
+        Panel rebuilds the whole map (re-sending every layer and resetting the view) when
+        its tooltips change, so the cockpit sets them once, up front. Each template comes
+        from the real layer function, built here from one row of its input (shared per
+        process, language and privacy class; the server warms them at start).
+        """
+        s, lang, day, fine = self.situation, self.lang, self.date, self.fine
+
+        def make() -> dict[str, Any]:
+            import geopandas as gpd
+            import shapely
+
+            builders: list[Any] = []
+            if s.facts is not None:
+                builders += [
+                    lambda: [layers.risk_hexes(s.risk(day, 8).frame.head(1), lang)],
+                    lambda: [layers.residents_hexes(
+                        s.facts.read(8, columns=["residents"]).head(1), lang)],
+                    lambda: [layers.case_hexes(pd.DataFrame({
+                        "cell": s.facts.static(s.facts.base, ["residents"])["cell"].head(1),
+                        "cases": [20]}), lang, viewer=not fine)]]
+            zones = s.zones_on(None, ("active", "proposed"))[:1]
+            if zones:
+                builders += [lambda lid=layer_id: layers.zone_layers(
+                    zones, [s.outline(zones[0])], lang, layer_id=lid)
+                    for layer_id in ("zones", "proposals")]
+                builders.append(lambda: [layers.cover_areas(
+                    pd.DataFrame({"area": [zones[0].zone_id], "tier": [zones[0].tier],
+                                  "resource": [COVER_RESOURCE], "unit": ["L"], "gap": [0.0],
+                                  "days_of_cover": [1.0]}),
+                    s.zone_frame(None, ("active", "proposed")).head(1), COVER_RESOURCE,
+                    lang)])
+            builders += [
+                lambda: [layers.facilities(self._read("facilities").head(1), lang)],
+                lambda: [layers.roads(self._read("roads").head(1), lang)],
+                lambda: [layers.buildings(self._read_buildings().head(1), lang)],
+                lambda: [layers.dispatch_routes(gpd.GeoDataFrame(
+                    {"from": ["a"], "to": ["b"], "resource": ["water"], "quantity": [1.0],
+                     "distance_m": [1.0]},
+                    geometry=[shapely.LineString([(0, 0), (0, 1)])], crs=4326), lang)]]
+            out: dict[str, Any] = {}
+            for build in builders:
+                with contextlib.suppress(Exception):  # no such layer here: no tooltip
+                    out.update(layers.tooltips(build()))
+            return out
+        # Templates do not change with the data: one set per process, language and privacy.
+        return self._shared.templates.get((lang, fine), make)
+
     def _read_buildings(self) -> Any:
         return self._layer(("buildings_frame",), lambda: self._read("buildings"))
 

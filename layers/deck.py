@@ -16,6 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pydeck as pdk
 
 from layers.errors import LayerInputError
@@ -117,7 +119,14 @@ def deck_spec(layers: Sequence[MapLayer], *, bounds: Sequence[float] | None = No
         bare._data = None
         spec = json.loads(bare.to_json())
         spec.pop("data", None)
-        spec["data"] = layer.data
+        data = layer.data
+        if isinstance(data, pd.DataFrame):
+            # Panel matches a layer to its previous data source by the set of column names:
+            # two layers with the same columns (both border layers) would swap sources and be
+            # re-sent whole on every update. A marker column named after the layer keeps
+            # each source its own, so unchanged layers send nothing.
+            data = data.assign(**{f"_{layer.id}": np.zeros(len(data), dtype=np.uint8)})
+        spec["data"] = data
         specs.append(spec)
     state = json.loads(_view(layers, bounds, view, pitch).to_json())
     return {"initialViewState": state, "layers": specs, "mapStyle": None,
