@@ -117,7 +117,7 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
-def _rss_kb(pid: int) -> int:
+def rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -205,7 +205,7 @@ class Server:
         return group_pids(self.proc.pid)
 
     def rss_mb(self) -> float:
-        return sum(_rss_kb(p) for p in self.pids()) / 1024
+        return sum(rss_kb(p) for p in self.pids()) / 1024
 
     def cpu_s(self) -> float:
         return sum(_cpu_s(p) for p in self.pids())

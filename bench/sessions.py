@@ -37,30 +37,15 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.cockpit import machine  # noqa: E402
+from bench.cockpit import group_pids, machine, rss_kb  # noqa: E402
 from tests.browser.conftest import free_port  # noqa: E402
 
 TWIN = str(Path(sys.executable).with_name("twin"))
 
 
 def _rss_mb(pid: int) -> float:
-    """VmRSS of ``pid`` and its children, in MB."""
-    pids = [pid]
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
-                             check=False).stdout.split()
-        pids += [int(p) for p in out]
-    except OSError:
-        pass
-    total = 0
-    for p in pids:
-        try:
-            text = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"VmRSS:\s+(\d+) kB", text)
-        total += int(match.group(1)) if match else 0
-    return total / 1024
+    """VmRSS of the server's process group (it is started in a session of its own), in MB."""
+    return sum(rss_kb(p) for p in group_pids(pid)) / 1024
 
 
 def _cookie(base: str, user: str, password: str) -> str:
