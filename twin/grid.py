@@ -17,6 +17,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import h3
+import h3ronpy
 import numpy as np
 import pyarrow as pa
 from h3ronpy import vector as h3v
@@ -32,6 +33,7 @@ __all__ = [
     "cell_resolution",
     "cells_outline",
     "cells_to_strings",
+    "disk_distances",
     "fill_polygons",
     "grid_disk",
     "points_to_cells",
@@ -177,6 +179,26 @@ def grid_disk(cells: np.ndarray, k: int) -> np.ndarray:
     for cell in np.unique(np.asarray(cells, dtype=np.uint64)).tolist():
         found.update(h3.api.basic_int.grid_disk(cell, k))
     return np.array(sorted(found), dtype=np.uint64)
+
+
+def disk_distances(cells: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cell within ``k`` steps of each of ``cells``, with its distance in steps.
+
+    Returns three aligned arrays: the position in ``cells`` of the origin (``int64``), the
+    cell near it (``uint64``) and the grid distance (``int8``, 0 for the origin itself). One
+    vectorised call into H3 (h3ronpy's ``grid_disk_distances``) for all origins.
+    """
+    cells = np.asarray(cells, dtype=np.uint64)
+    if len(cells) == 0 or k < 0:
+        return np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, np.int8)
+    batch = pa.record_batch(h3ronpy.grid_disk_distances(pa.array(cells, type=pa.uint64()), k,
+                                                        flatten=False))
+    near = batch.column("cell")
+    steps = batch.column("k")
+    offsets = np.asarray(near.offsets)
+    origin = np.repeat(np.arange(len(cells), dtype=np.int64), np.diff(offsets))
+    return (origin, np.asarray(near.values, dtype=np.uint64),
+            np.asarray(steps.values).astype(np.int8))
 
 
 def cells_to_strings(cells: np.ndarray) -> np.ndarray:
