@@ -20,6 +20,7 @@ __all__ = [
     "LayerNotFoundError",
     "NoZonesError",
     "OutputError",
+    "ForecastError",
     "RiskError",
     "SchemaError",
     "StoreBusyError",
@@ -166,6 +167,10 @@ class FactsNotFoundError(TwinError, LookupError):
 
 class RiskError(TwinError, ValueError):
     """A risk request that cannot be answered (unknown level, bad date, bad parameters)."""
+
+
+class ForecastError(RiskError):
+    """A forecast or backtest request that cannot be answered (level, dates, horizon)."""
 
 
 # -- zones and supply ------------------------------------------------------------------------
