@@ -41,6 +41,11 @@ _NEED_KEYS = {"unit": str, "per_capita_daily": float, "tiers": list, "population
 _OPEN_TABLES = {("needs",)}
 # Keys that are optional and therefore absent from the defaults.
 _OPTIONAL_KEYS = {("city", "bbox")}
+#: Keys of earlier releases that are read and ignored, so that old workspaces still open: the
+#: first release's risk score (weights, prior, window, score thresholds) gave way to the
+#: forecast (see twin.risk).
+_RETIRED_KEYS = {("risk", "weights"), ("risk", "prior_residents"), ("risk", "window_days"),
+                 ("risk", "grades", "high"), ("risk", "grades", "medium")}
 
 
 def _defaults_text() -> str:
@@ -232,6 +237,8 @@ def _merge(default: dict[str, Any], user: dict[str, Any], path: tuple[str, ...],
         if path in _OPEN_TABLES:
             merged[key] = value
             continue
+        if here in _RETIRED_KEYS:
+            continue
         if key not in default and here not in _OPTIONAL_KEYS:
             hint = difflib.get_close_matches(key, list(default), n=1)
             suggestion = f"; did you mean {'.'.join((*path, hint[0]))!r}?" if hint else (
@@ -305,17 +312,16 @@ def _check_values(cfg: dict[str, Any]) -> list[str]:
         problems.append("'fuse.raster_samples' must be 0 (automatic) or a positive number")
 
     risk = cfg["risk"]
-    weights = risk["weights"]
-    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        problems.append(f"'risk.weights' must be non-negative with a positive sum, got "
-                        f"{weights!r}")
     grades = risk["grades"]
-    if not 0 < grades["medium"] < grades["high"] <= 1:
-        problems.append(f"'risk.grades' must satisfy 0 < medium < high <= 1, got "
-                        f"medium={grades['medium']}, high={grades['high']}")
-    for key in ("window_days", "prior_residents"):
-        if risk[key] < 1:
-            problems.append(f"'risk.{key}' must be at least 1, got {risk[key]}")
+    if not 0 < grades["medium_per_10k"] < grades["high_per_10k"]:
+        problems.append(f"'risk.grades' must satisfy 0 < medium_per_10k < high_per_10k, got "
+                        f"medium_per_10k={grades['medium_per_10k']}, "
+                        f"high_per_10k={grades['high_per_10k']}")
+    if not 1 <= risk["horizon_days"] <= 28:
+        problems.append(f"'risk.horizon_days' must be 1 to 28, got {risk['horizon_days']}")
+    if risk["vulnerable_weight"] < 0:
+        problems.append(f"'risk.vulnerable_weight' must be 0 or more, got "
+                        f"{risk['vulnerable_weight']}")
 
     for key, value in cfg["zones"].items():
         if value < (0 if key == "control_ring" else 1):

@@ -1,60 +1,35 @@
-"""Risk per H3 cell and per admin unit: an explainable score in [0, 1] with a grade.
+"""Risk per H3 cell and per admin unit: where next week's infections will be, weighted for
+severity, explained.
 
-The score is a weighted mean of four components, each first mapped to [0, 1] ("normalised");
-a component's *contribution* is its weight (normalised so the weights sum to 1) times its
-normalised value, and the score is the sum of the contributions. ``W`` is
-``risk.window_days`` (7) and ``α`` is ``risk.prior_residents`` (2000).
+The risk of a unit comes from :mod:`twin.forecast`: ``expected`` is the unit's expected new
+infections over the next ``risk.horizon_days`` (7) days, fitted on the workspace's own history
+up to the scoring date. The forecast splits it into what comes from the unit's **own** recent
+infections, from its **neighbours** (the cells one and two H3 steps away, the area around
+and the district's level) and from the district's **trend** (the renewal-equation
+reproduction number: positive when rising, negative when falling). The **vulnerable** part
+weighs it for severity: residents aged 65+ (those living alone counted twice) fall ill more
+gravely, so::
 
-Cases
-    New infections: statuses in :data:`COUNTED_STATUSES` (confirmed and asymptomatic;
-    suspected cases and close contacts are not infections). ``cases_recent`` counts report
-    dates ``D-W+1 … D`` for the scoring date ``D``, ``cases_previous`` the ``W`` days before.
+    weighted   = expected · (1 + ω · vulnerable_share)          ω = risk.vulnerable_weight
+    per_10k    = weighted / max(residents, risk.min_residents) × 10,000
+    score      = per_10k / (per_10k + risk.grades.high_per_10k)
 
-incidence (smoothed, per 10,000 residents per ``W`` days)
-    Empirical-Bayes (Poisson–gamma) shrinkage towards the prior rate ``r`` (cases per resident
-    over the same window) of the unit's district::
+so ``score`` is in [0, 1), ranks units like ``per_10k`` does (what a budget of residents to
+test or close is best spent on) and is 0.5 exactly at the "high" threshold. Each component's
+*contribution* is ``score × part / weighted`` with ``own + neighbours + trend + vulnerable =
+weighted``, so contributions sum to the score (the trend's is negative when the district's
+curve falls).
 
-        rate_W  = (cases_recent + α·r_W)  / (residents + α) × 10,000
-        rate_2W = (cases_recent + cases_previous + α·r_2W) / (residents + α) × 10,000
-        incidence = (rate_W + rate_2W / 2) / 2
-
-    i.e. the mean of the last window's rate and the two-window rate per window, which weighs
-    the last ``W`` days three times as much as the ``W`` days before. ``r`` is the district's
-    own rate (its cases over its residents, from the base cells); for the ``district`` level
-    and for cells without a known district (or a district of under one resident) it is the
-    city's rate; H3 rollups take the resident-weighted mean of their base cells' district
-    rates (plain mean when they have no residents). A unit with no residents gets
-    ``r × 10,000 + cases / α × 10,000`` — no division by zero; one case there adds
-    ``10,000 / α`` (5 per 10k). Normalised as ``incidence / (incidence + INCIDENCE_HALF)``.
-
-growth (this window against the previous one)
-    ``growth = (cases_recent + 1) / (cases_previous + 1)``; normalised as
-    ``clip(log2(growth) / log2(GROWTH_FULL), 0, 1)``: flat or falling is 0, a ``GROWTH_FULL``
-    (4)-fold rise or more is 1.
-
-vulnerable (share of residents)
-    ``(age_65_plus + elderly_living_alone) / residents`` — residents aged 65+, those living
-    alone counted twice; 0 without residents. Normalised as ``min(1, share / VULNERABLE_FULL)``.
-
-exposure (crowded facilities nearby)
-    For a base cell: the number of facilities of the kinds in :data:`CROWDED_KINDS` (times
-    their weights) in the cells within :data:`EXPOSURE_RING` steps (~400 m at resolution 10).
-    Rollup cells and admin units take the resident-weighted mean of their base cells (plain mean
-    when they have no residents): the exposure of their average resident. Normalised as
-    ``exposure / (exposure + EXPOSURE_HALF)``.
-
-Grades: ``score >= risk.grades.high`` is high (高风险), ``>= risk.grades.medium`` medium
-(中风险), otherwise low (低风险).
-
-Adding a case in the recent window never lowers a unit's score (incidence and growth both
-rise, and the district rate rises too). A case in the *previous* window raises incidence but
-lowers growth, so it may lower the score: a falling curve is less risky.
+Grades (``[risk.grades]`` in ``twin.toml``): ``per_10k >= high_per_10k`` (default 20: two
+expected new infections per 1,000 residents in a week, severity-weighted; a place to act on
+now: test, trace, consider closure) with at least ``high_min_expected`` (1) infection
+expected in the unit is high (高风险); ``>= medium_per_10k`` (2) with ``medium_min_expected``
+(0.25) medium (中风险, watch); otherwise low (低风险).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,53 +46,29 @@ from twin.schema import INFECTION_STATUSES
 __all__ = [
     "COMPONENTS",
     "COUNTED_STATUSES",
-    "CROWDED_KINDS",
-    "EXPOSURE_HALF",
-    "EXPOSURE_RING",
     "GRADE_LABELS",
-    "GROWTH_FULL",
-    "INCIDENCE_HALF",
-    "VULNERABLE_FULL",
+    "RECENT_DAYS",
     "RiskError",
     "RiskTable",
     "explain",
     "grade",
-    "prior_rates",
     "reason",
     "risk",
     "score",
 ]
 
-# -- parameters that are not (yet) in twin.toml ----------------------------------------------
 #: Case statuses that count as new infections (:data:`twin.schema.INFECTION_STATUSES`).
 COUNTED_STATUSES: tuple[str, ...] = INFECTION_STATUSES
-#: Smoothed incidence (per 10k residents per window) at which the component is 0.5.
-INCIDENCE_HALF = 50.0
-#: Week-on-week growth factor at which the growth component reaches 1.
-GROWTH_FULL = 4.0
-#: Share of vulnerable residents (65+, living alone counted twice) at which the component is 1.
-VULNERABLE_FULL = 0.5
-#: Ring size, in base-resolution cells, around a cell in which crowded facilities count.
-EXPOSURE_RING = 3
-#: Weighted number of crowded facilities in the ring at which the component is 0.5.
-EXPOSURE_HALF = 2.0
-#: Facility kinds where people crowd, with their weight in the exposure count.
-CROWDED_KINDS: dict[str, float] = {
-    "market": 1.0, "supermarket": 1.0, "school": 1.0, "hospital": 1.0, "fever_clinic": 1.0,
-    "testing_site": 1.0, "nursing_home": 1.0, "clinic": 0.5, "convenience_store": 0.25,
-    "pharmacy": 0.25,
-}
-
 #: The components in their fixed order.
-COMPONENTS: tuple[str, ...] = ("incidence", "growth", "vulnerable", "exposure")
+COMPONENTS: tuple[str, ...] = ("own", "neighbours", "trend", "vulnerable")
+#: Days of infections reported as ``cases_recent`` (and the same before, ``cases_previous``).
+RECENT_DAYS = 7
 #: grade -> (Chinese, English)
 GRADE_LABELS: dict[str, tuple[str, str]] = {
     "high": ("高风险", "high risk"), "medium": ("中风险", "medium risk"),
     "low": ("低风险", "low risk"),
 }
 _PER = 10_000.0
-#: A district (or city) with fewer residents than this has no rate of its own.
-_MIN_RESIDENTS = 1.0
 _ADMIN = ("community", "street", "district")
 
 
@@ -141,103 +92,73 @@ def _risk_config(config: Mapping[str, Any] | Any | None, facts: Facts | None = N
                 merged[key] = {**merged.get(key, {}), **dict(value)}
             else:
                 merged[key] = value
-    weights = merged["weights"]
-    if any(weights.get(c, 0) < 0 for c in COMPONENTS) or sum(
-            weights.get(c, 0) for c in COMPONENTS) <= 0:
-        raise RiskError(f"risk.weights must be non-negative with a positive sum, got {weights}")
-    if not 0 < merged["grades"]["medium"] < merged["grades"]["high"] <= 1:
-        raise RiskError(f"risk.grades must satisfy 0 < medium < high <= 1, got "
-                        f"{merged['grades']}")
+    grades = merged["grades"]
+    if not 0 < grades["medium_per_10k"] < grades["high_per_10k"]:
+        raise RiskError(f"risk.grades must satisfy 0 < medium_per_10k < high_per_10k, got "
+                        f"medium_per_10k={grades['medium_per_10k']}, "
+                        f"high_per_10k={grades['high_per_10k']}")
+    if merged["min_residents"] < 0 or min(grades["high_min_expected"],
+                                           grades["medium_min_expected"]) < 0:
+        raise RiskError("risk.min_residents and the grades' minimum expected infections must "
+                        "be 0 or more")
+    if merged["vulnerable_weight"] < 0:
+        raise RiskError(f"risk.vulnerable_weight must be 0 or more, got "
+                        f"{merged['vulnerable_weight']}")
+    if not 1 <= int(merged["horizon_days"]) <= 28:
+        raise RiskError(f"risk.horizon_days must be 1 to 28, got {merged['horizon_days']}")
     return merged
 
 
 # == pure scoring ==============================================================================
-def grade(scores: np.ndarray | pd.Series | float, grades: Mapping[str, float]
-          ) -> np.ndarray:
-    """``"high"``, ``"medium"`` or ``"low"`` for each score by the ``risk.grades`` thresholds."""
-    s = np.atleast_1d(np.asarray(scores, dtype=float))
-    return np.where(s >= grades["high"], "high",
-                    np.where(s >= grades["medium"], "medium", "low")).astype(object)
-
-
-def prior_rates(base: pd.DataFrame, by: str = "district_code") -> pd.DataFrame:
-    """Prior rates (cases per resident) of each base unit: its group's, else the city's.
-
-    ``base`` has ``residents``, ``cases_recent``, ``cases_previous`` and the group column
-    ``by``. Returns ``prior_rate_recent`` (per ``W`` days) and ``prior_rate_2w`` (per ``2W``
-    days) aligned with ``base``. A group without residents, or a unit without a group, takes
-    the city's rate; a city without residents has rate 0.
-    """
-    res = base["residents"].astype(float)
-    recent = base["cases_recent"].astype(float)
-    both = recent + base["cases_previous"].astype(float)
-    total = float(res.sum())
-    city = ((float(recent.sum()) / total, float(both.sum()) / total) if total >= _MIN_RESIDENTS
-            else (0., 0.))
-    out = pd.DataFrame({"prior_rate_recent": city[0], "prior_rate_2w": city[1]},
-                       index=base.index)
-    if by in base:
-        groups = base[by]
-        sums = pd.DataFrame({"r": res, "c": recent, "b": both, "g": groups}).groupby(
-            "g", dropna=True)[["r", "c", "b"]].sum()
-        sums = sums[sums["r"] >= _MIN_RESIDENTS]
-        known = groups.isin(sums.index).to_numpy()
-        if known.any():
-            out.loc[known, "prior_rate_recent"] = groups[known].map(
-                sums["c"] / sums["r"]).astype(float).to_numpy()
-            out.loc[known, "prior_rate_2w"] = groups[known].map(
-                sums["b"] / sums["r"]).astype(float).to_numpy()
-    return out
+def grade(per_10k: np.ndarray | pd.Series | float, grades: Mapping[str, float],
+          expected: np.ndarray | pd.Series | float | None = None) -> np.ndarray:
+    """``"high"``, ``"medium"`` or ``"low"`` of severity-weighted expected infections per 10k
+    residents (and, when given, expected infections) by the ``risk.grades`` thresholds."""
+    x = np.atleast_1d(np.asarray(per_10k, dtype=float))
+    n = (np.full(x.shape, np.inf) if expected is None
+         else np.atleast_1d(np.asarray(expected, dtype=float)))
+    high = (x >= grades["high_per_10k"]) & (n >= grades.get("high_min_expected", 0.0))
+    medium = (x >= grades["medium_per_10k"]) & (n >= grades.get("medium_min_expected", 0.0))
+    return np.where(high, "high", np.where(medium, "medium", "low")).astype(object)
 
 
 def score(frame: pd.DataFrame, config: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Score units from their inputs (the pure part of :func:`risk`).
+    """Score units from their forecast (the pure part of :func:`risk`).
 
-    ``frame`` needs ``residents``, ``cases_recent``, ``cases_previous``,
-    ``prior_rate_recent``, ``prior_rate_2w`` (cases per resident), ``age_65_plus``,
-    ``elderly_living_alone`` and ``exposure`` (weighted crowded facilities in the ring); absent
-    group or exposure columns count as 0. ``config`` is the ``[risk]`` section (defaults when
+    ``frame`` needs ``residents``, ``expected`` and its parts ``own``, ``neighbours`` and
+    ``trend`` (expected infections; they sum to ``expected``), ``age_65_plus`` and
+    ``elderly_living_alone`` (absent: 0). ``config`` is the ``[risk]`` section (defaults when
     None). Returns a copy with the columns of :class:`RiskTable`.
     """
     cfg = _risk_config(config)
-    alpha = float(cfg["prior_residents"])
+    omega = float(cfg["vulnerable_weight"])
+    high = float(cfg["grades"]["high_per_10k"])
     out = frame.copy()
-    for column in ("age_65_plus", "elderly_living_alone", "exposure"):
+    for column in ("age_65_plus", "elderly_living_alone", "own", "neighbours", "trend"):
         if column not in out:
             out[column] = 0.0
     res = out["residents"].fillna(0).astype(float).clip(lower=0).to_numpy()
-    recent = out["cases_recent"].fillna(0).astype(float).to_numpy()
-    previous = out["cases_previous"].fillna(0).astype(float).to_numpy()
-    rate_w = (recent + alpha * out["prior_rate_recent"].fillna(0).to_numpy()) / (res + alpha)
-    rate_2w = ((recent + previous + alpha * out["prior_rate_2w"].fillna(0).to_numpy())
-               / (res + alpha))
-    out["incidence_recent"] = rate_w * _PER
-    out["incidence_2w"] = rate_2w * _PER
-    incidence = (out["incidence_recent"] + out["incidence_2w"] / 2) / 2
-    growth = (recent + 1) / (previous + 1)
+    expected = out["expected"].fillna(0).astype(float).clip(lower=0).to_numpy()
     vulnerable_n = (out["age_65_plus"].fillna(0).astype(float)
                     + out["elderly_living_alone"].fillna(0).astype(float)).to_numpy()
+    share = np.where(res > 0, vulnerable_n / np.where(res > 0, res, 1), 0.0)
+    out["vulnerable_share"] = share
+    weighted = expected * (1 + omega * share)
+    floor = max(float(cfg["min_residents"]), 1.0)
+    per_10k = weighted / np.maximum(res, floor) * _PER
+    out["expected_per_10k"] = expected / np.maximum(res, floor) * _PER
+    out["weighted_per_10k"] = per_10k
+    s = per_10k / (per_10k + high)
+    parts = {c: out[c].fillna(0).astype(float).to_numpy() for c in ("own", "neighbours",
+                                                                   "trend")}
+    parts["vulnerable"] = expected * omega * share
+    out["vulnerable"] = parts["vulnerable"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        vulnerable = np.where(res > 0, vulnerable_n / np.where(res > 0, res, 1), 0.0)
-    exposure = out["exposure"].fillna(0).astype(float).clip(lower=0).to_numpy()
-    values = {"incidence": incidence.to_numpy(), "growth": growth,
-              "vulnerable": vulnerable, "exposure": exposure}
-    norms = {
-        "incidence": values["incidence"] / (values["incidence"] + INCIDENCE_HALF),
-        "growth": np.clip(np.log2(growth) / math.log2(GROWTH_FULL), 0, 1),
-        "vulnerable": np.clip(vulnerable / VULNERABLE_FULL, 0, 1),
-        "exposure": exposure / (exposure + EXPOSURE_HALF),
-    }
-    weights = {c: float(cfg["weights"].get(c, 0.0)) for c in COMPONENTS}
-    total_weight = sum(weights.values())
-    total = np.zeros(len(out))
+        factor = np.where(weighted > 0, s / np.where(weighted > 0, weighted, 1), 0.0)
     for c in COMPONENTS:
-        out[c] = values[c]
-        out[f"{c}_norm"] = norms[c]
-        out[f"{c}_contrib"] = weights[c] / total_weight * norms[c]
-        total = total + out[f"{c}_contrib"].to_numpy()
-    out["score"] = np.clip(total, 0.0, 1.0)
-    out["grade"] = grade(out["score"].to_numpy(), cfg["grades"]) if len(out) else []
+        out[f"{c}_contrib"] = parts[c] * factor
+    out["score"] = np.clip(s, 0.0, 1.0)
+    out["grade"] = grade(per_10k, cfg["grades"], expected) if len(out) else []
     out["grade_zh"] = out["grade"].map(lambda g: GRADE_LABELS[g][0])
     out["grade_en"] = out["grade"].map(lambda g: GRADE_LABELS[g][1])
     contribs = out[[f"{c}_contrib" for c in COMPONENTS]].to_numpy()
@@ -247,7 +168,7 @@ def score(frame: pd.DataFrame, config: Mapping[str, Any] | None = None) -> pd.Da
 
 
 # == explanations ==============================================================================
-def _component_text(row: Mapping[str, Any], c: str, lang: str, window: int,
+def _component_text(row: Mapping[str, Any], c: str, lang: str, horizon: int,
                     suppress_below: int | None = None) -> str:
     contrib = float(row[f"{c}_contrib"])
 
@@ -255,58 +176,56 @@ def _component_text(row: Mapping[str, Any], c: str, lang: str, window: int,
         return (str(int(value)) if suppress_below is None
                 else suppress_count(int(value), suppress_below))
 
-    if c == "incidence":
+    if c == "own":
         recent, prev = int(row["cases_recent"]), int(row["cases_previous"])
         if lang == "zh":
-            return (f"发病率 每万人 {float(row['incidence']):.1f}（近{window}天 {n(recent)} 例，"
-                    f"近{2 * window}天 {n(recent + prev)} 例；贡献 {contrib:.2f}）")
-        return (f"incidence {float(row['incidence']):.1f} per 10k ({n(recent)} cases in "
-                f"{window} days, {n(recent + prev)} in {2 * window}; "
-                f"contributes {contrib:.2f})")
-    if c == "growth":
-        recent, prev = int(row["cases_recent"]), int(row["cases_previous"])
-        if suppress_below is not None and (0 < recent < suppress_below
-                                           or 0 < prev < suppress_below):
-            # a ratio of two small counts gives them away: say only which way it goes
-            rising = float(row["growth"]) > 1
-            if lang == "zh":
-                return (f"增长 环比{'上升' if rising else '未升'}（近{window}天 {n(recent)} 例 "
-                        f"对 前{window}天 {n(prev)} 例；贡献 {contrib:.2f}）")
-            return (f"growth: {'rising' if rising else 'not rising'} on the previous {window} "
-                    f"days ({n(recent)} vs {n(prev)}; contributes {contrib:.2f})")
+            return (f"本地病例 近{RECENT_DAYS}天 {n(recent)} 例、此前{RECENT_DAYS}天 "
+                    f"{n(prev)} 例 → 未来{horizon}天预计 {float(row['own']):.1f} 例"
+                    f"（贡献 {contrib:.2f}）")
+        return (f"own cases: {n(recent)} in the last {RECENT_DAYS} days, {n(prev)} in the "
+                f"{RECENT_DAYS} before → {float(row['own']):.1f} expected in the next "
+                f"{horizon} days (contributes {contrib:.2f})")
+    if c == "neighbours":
         if lang == "zh":
-            return (f"增长 环比 ×{float(row['growth']):.2f}（近{window}天 "
-                    f"{n(row['cases_recent'])} 例 对 前{window}天 "
-                    f"{n(row['cases_previous'])} 例；贡献 {contrib:.2f}）")
-        return (f"growth ×{float(row['growth']):.2f} on the previous {window} days "
-                f"({n(row['cases_recent'])} vs {n(row['cases_previous'])}; "
-                f"contributes {contrib:.2f})")
-    if c == "vulnerable":
-        share = 100 * float(row["vulnerable"])
+            return (f"周边传播 相邻两圈网格、周边片区及所在区的近期病例 → 预计 "
+                    f"{float(row['neighbours']):.1f} 例（贡献 {contrib:.2f}）")
+        return (f"spread from around: cases in the cells one and two steps away, the area "
+                f"and the district → {float(row['neighbours']):.1f} expected "
+                f"(contributes {contrib:.2f})")
+    if c == "trend":
+        r = float(row.get("reproduction", 1.0))
+        part = float(row["trend"])
         if lang == "zh":
-            return f"脆弱人群 {share:.0f}%（65岁以上，独居老人计两次；贡献 {contrib:.2f}）"
-        return (f"vulnerable {share:.0f}% (aged 65+, living alone counted twice; "
-                f"contributes {contrib:.2f})")
-    exposure = float(row["exposure"])
+            way = "上升" if r > 1.05 else "下降" if r < 0.95 else "持平"
+            return (f"所在区趋势 再生数 R={r:.2f}（{way}）→ {part:+.1f} 例"
+                    f"（贡献 {contrib:+.2f}）")
+        way = "rising" if r > 1.05 else "falling" if r < 0.95 else "flat"
+        return (f"district trend: R = {r:.2f} ({way}) → {part:+.1f} expected "
+                f"(contributes {contrib:+.2f})")
+    share = 100 * float(row["vulnerable_share"])
     if lang == "zh":
-        return (f"暴露 周边{EXPOSURE_RING}圈内人员密集场所 {exposure:.1f} 处"
+        return (f"脆弱人群 {share:.0f}%（65岁以上，独居老人计两次）按重症风险加权"
                 f"（贡献 {contrib:.2f}）")
-    return (f"exposure {exposure:.1f} crowded facilities within {EXPOSURE_RING} cells "
-            f"(contributes {contrib:.2f})")
+    return (f"vulnerable residents {share:.0f}% (aged 65+, living alone counted twice) "
+            f"weigh it for severity (contributes {contrib:.2f})")
 
 
 def explain(row: Mapping[str, Any] | pd.Series, lang: str = "en", *,
-            window_days: int = 7) -> str:
-    """Why a unit has its grade: score, grade and every component, largest contribution first.
-
-    ``row`` is one row of a :class:`RiskTable` frame (or :func:`score`'s output).
-    """
-    order = sorted(COMPONENTS, key=lambda c: -float(row[f"{c}_contrib"]))
-    parts = [_component_text(row, c, lang, window_days) for c in order]
+            horizon_days: int = 7, suppress_below: int | None = None) -> str:
+    """Why a unit has its grade: the forecast, the score and every component, largest
+    contribution first. ``row`` is one row of a :class:`RiskTable` frame."""
+    order = sorted(COMPONENTS, key=lambda c: -abs(float(row[f"{c}_contrib"])))
+    parts = [_component_text(row, c, lang, horizon_days, suppress_below) for c in order]
     zh, en = GRADE_LABELS[str(row["grade"])]
+    lo, hi = int(row.get("lo90", 0)), int(row.get("hi90", 0))
     if lang == "zh":
-        return f"{zh}，得分 {float(row['score']):.2f}：" + "；".join(parts)
-    return f"{en}, score {float(row['score']):.2f}: " + "; ".join(parts)
+        return (f"{zh}，得分 {float(row['score']):.2f}：未来{horizon_days}天预计新增 "
+                f"{float(row['expected']):.1f} 例（90% 区间 {lo}–{hi}），加权后每万人 "
+                f"{float(row['weighted_per_10k']):.1f}；" + "；".join(parts))
+    return (f"{en}, score {float(row['score']):.2f}: {float(row['expected']):.1f} new "
+            f"infections expected in the next {horizon_days} days (90% interval {lo}–{hi}), "
+            f"{float(row['weighted_per_10k']):.1f} per 10k severity-weighted; "
+            + "; ".join(parts))
 
 
 def reason(row: Mapping[str, Any] | pd.Series, lang: str = "en", *,
@@ -314,7 +233,7 @@ def reason(row: Mapping[str, Any] | pd.Series, lang: str = "en", *,
     """The component that contributes most, as one phrase.
 
     With ``suppress_below``, case counts from 1 to ``suppress_below - 1`` read ``"<N"``
-    (the privacy rule for viewers).
+    (the privacy rule for viewers). ``window_days`` is the forecast horizon.
     """
     return _component_text(row, str(row["main_reason"]), lang, window_days, suppress_below)
 
@@ -325,15 +244,15 @@ class RiskTable:
     """Risk of every cell or unit of one level on one date.
 
     ``frame`` has one row per cell (``cell``, ``uint64``) or admin unit (``code``, ``name``,
-    ``parent_code``) with: ``residents``; ``cases_recent`` / ``cases_previous`` (new
-    infections in the last ``window_days`` days up to ``date`` and the ``window_days``
-    before); ``prior_rate_recent`` / ``prior_rate_2w`` (the shrinkage target, cases per
-    resident); ``incidence_recent`` / ``incidence_2w`` (smoothed, per 10k residents); for each
-    component ``incidence`` (per 10k per window), ``growth`` (ratio), ``vulnerable`` (share),
-    ``exposure`` (weighted crowded facilities): the value, ``<component>_norm`` in [0, 1] and
-    ``<component>_contrib``; ``score`` in [0, 1]; ``grade`` (high/medium/low), ``grade_zh``,
-    ``grade_en``; ``main_reason`` (the component contributing most). Sorted by score,
-    highest first.
+    ``parent_code``) with: ``residents``, ``age_65_plus``, ``elderly_living_alone``;
+    ``cases_recent`` / ``cases_previous`` (infections in the last 7 days up to ``date`` and
+    the 7 before); the forecast of the next ``window_days`` days: ``expected`` with
+    ``lo90``, ``lo50``, ``median``, ``hi50``, ``hi90``, ``reproduction`` (the district's R);
+    ``expected_per_10k``, ``vulnerable_share`` and ``weighted_per_10k``; for each component
+    (``own``, ``neighbours``, ``trend``, ``vulnerable``) its part of the weighted expected
+    infections and ``<component>_contrib``; ``score`` in [0, 1); ``grade`` (high/medium/low),
+    ``grade_zh``, ``grade_en``; ``main_reason``. Sorted by score, highest first.
+    ``window_days`` is the forecast horizon.
     """
 
     frame: pd.DataFrame
@@ -350,16 +269,21 @@ class RiskTable:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def top(self, n: int = 10) -> pd.DataFrame:
-        """The ``n`` rows with the highest scores."""
-        return self.frame.head(n)
+    def top(self, n: int = 10, by: str = "score") -> pd.DataFrame:
+        """The ``n`` rows with the highest ``by`` (``score`` or ``expected``)."""
+        if by == "score":
+            return self.frame.head(n)
+        if by not in ("expected", "weighted_per_10k", "cases_recent"):
+            raise RiskError(f"cannot sort risk by {by!r}; use score or expected")
+        return self.frame.sort_values(by, ascending=False, kind="stable").head(n)
 
     def counts(self) -> dict[str, int]:
         """Number of rows per grade."""
         found = self.frame["grade"].value_counts()
         return {g: int(found.get(g, 0)) for g in ("high", "medium", "low")}
 
-    def explain(self, row: Mapping[str, Any] | pd.Series | int | str, lang: str = "en") -> str:
+    def explain(self, row: Mapping[str, Any] | pd.Series | int | str, lang: str = "en", *,
+                suppress_below: int | None = None) -> str:
         """:func:`explain` of a row, or of the row whose key (cell or code) is ``row``."""
         if not isinstance(row, (Mapping, pd.Series)):
             wanted: Any = str(row)
@@ -370,7 +294,7 @@ class RiskTable:
             if matches.empty:
                 raise RiskError(f"no {self.key} {row!r} at level {self.level!r}")
             row = matches.iloc[0]
-        return explain(row, lang, window_days=self.window_days)
+        return explain(row, lang, horizon_days=self.window_days, suppress_below=suppress_below)
 
     def reason(self, row: Mapping[str, Any] | pd.Series, lang: str = "en", *,
                suppress_below: int | None = None) -> str:
@@ -379,24 +303,22 @@ class RiskTable:
 
 
 # == from facts ================================================================================
-def _normalise_level(facts: Facts, level: Level) -> Level:
+def normalise_level(facts: Facts, level: Level) -> Level:
+    """``cell`` → the base resolution, digits → an int; admin levels as they are."""
     if isinstance(level, str):
         if level == "cell":
             return facts.base
         if level.isdigit():
             level = int(level)
     if isinstance(level, (int, np.integer)):
+        if int(level) not in facts.levels:
+            raise RiskError(f"the facts have no resolution {int(level)}; levels are "
+                            f"{', '.join(map(str, facts.levels))}")
         return int(level)
     if level in _ADMIN:
         return level
     raise RiskError(f"unknown level {level!r}; use cell, {', '.join(map(str, facts.levels))}"
                     .replace(", grid", ""))
-
-
-def _counted(facts: Facts, level: Level, start: dt.date, end: dt.date) -> pd.Series:
-    cases = facts.cases(level, start, end)
-    cases = cases[cases["status"].isin(COUNTED_STATUSES)]
-    return cases.groupby(cases.columns[0], observed=True)["n"].sum()
 
 
 def _last_case_date(facts: Facts) -> dt.date:
@@ -407,57 +329,27 @@ def _last_case_date(facts: Facts) -> dt.date:
     return pd.Timestamp(cases["date"].max()).date()
 
 
-def _units(facts: Facts, level: Level, start: dt.date, recent_start: dt.date,
-           end: dt.date, extra: list[str]) -> pd.DataFrame:
-    available = facts.columns(level)
-    wanted = [c for c in ["residents", "age_65_plus", "elderly_living_alone", *extra]
-              if c in available]
-    table = facts.read(level, columns=wanted, start=start, end=end)
-    key = table.columns[0]
-    recent = _counted(facts, level, recent_start, end)
-    both = _counted(facts, level, start, end)
-    table["cases_recent"] = table[key].map(recent).fillna(0).astype(np.int64)
-    table["cases_previous"] = (table[key].map(both).fillna(0).astype(np.int64)
-                               - table["cases_recent"])
-    keep = ("cases_recent", "cases_previous")
-    table = table.drop(columns=[c for c in table.columns
-                                if c == "cases" or (c.startswith("cases_") and c not in keep)])
-    for column in ("residents", "age_65_plus", "elderly_living_alone"):
-        if column not in table:
-            table[column] = 0.0
-    return table
-
-
-def _base_exposure(facts: Facts, base: pd.DataFrame) -> pd.Series:
-    """Weighted crowded facilities within :data:`EXPOSURE_RING` cells of each base cell."""
-    from twin.grid import grid_disk
-
-    weight = np.zeros(len(base))
-    for kind, w in CROWDED_KINDS.items():
-        if f"fac_{kind}_n" in base:
-            weight = weight + w * base[f"fac_{kind}_n"].fillna(0).to_numpy(dtype=float)
-    sources = base.loc[weight > 0, "cell"].to_numpy(dtype=np.uint64)
-    counts = weight[weight > 0]
-    exposure: dict[int, float] = {}
-    for cell, n in zip(sources.tolist(), counts.tolist(), strict=True):
-        for near in grid_disk(np.array([cell], dtype=np.uint64), EXPOSURE_RING).tolist():
-            exposure[near] = exposure.get(near, 0.0) + n
-    if not exposure:
-        return pd.Series(0.0, index=base.index)
-    near = pd.Series(list(exposure.values()),
-                     index=np.fromiter(exposure.keys(), dtype=np.uint64, count=len(exposure)))
-    return pd.Series(near.reindex(base["cell"].to_numpy(dtype=np.uint64)).fillna(0.0)
-                     .to_numpy(dtype=float), index=base.index)
-
-
-def _weighted_mean(values: pd.Series, residents: pd.Series, groups: pd.Series) -> pd.Series:
-    """Resident-weighted mean of ``values`` per group; the plain mean without residents."""
-    frame = pd.DataFrame({"v": values.to_numpy(), "r": residents.to_numpy(),
-                          "vr": (values * residents).to_numpy(), "g": groups.to_numpy()})
-    sums = frame.groupby("g", dropna=True).agg(vr=("vr", "sum"), r=("r", "sum"),
-                                               v=("v", "mean"))
-    return pd.Series(np.where(sums["r"] > 0, sums["vr"] / sums["r"].where(sums["r"] > 0, 1),
-                              sums["v"]), index=sums.index)
+def risk_frame(fc: Any, facts: Facts, level: Level, cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """Score the forecast ``fc`` (:class:`twin.forecast.Forecast`) summed to ``level``."""
+    by = fc.by("cell" if level == facts.base else level)
+    by = by.rename(columns={"vulnerable": "vulnerable_n"})
+    by["elderly_living_alone"] = by["vulnerable_n"] - by["age_65_plus"]
+    by = by.drop(columns=["vulnerable_n"])
+    if level == facts.base or isinstance(level, int):
+        frame = by.rename(columns={"unit": "cell"})
+        frame["cell"] = frame["cell"].to_numpy(np.uint64)
+        cells = facts.static(level, ["residents"]) if level != facts.base else None
+        if cells is not None:  # keep every cell of the level, also those without cases
+            frame = cells[["cell"]].merge(frame, on="cell", how="outer")
+    else:
+        units = facts.static(level, [])
+        frame = units.merge(by.rename(columns={"unit": "code"}), on="code", how="left")
+    numbers = [c for c in frame.columns if c not in ("cell", "code", "name", "parent_code")]
+    frame[numbers] = frame[numbers].fillna(0.0)
+    frame["reproduction"] = frame["reproduction"].replace(0.0, 1.0)
+    for column in ("cases_recent", "cases_previous"):
+        frame[column] = frame[column].round().astype(np.int64)
+    return score(frame, cfg)
 
 
 def risk(facts: Facts, *, level: Level = "community", date: str | dt.date | None = None,
@@ -472,49 +364,19 @@ def risk(facts: Facts, *, level: Level = "community", date: str | dt.date | None
         ``"cell"`` (the base resolution), an H3 resolution (``10``, ``9``, ``8``, ``7``, also as
         strings) or ``"community"``, ``"street"``, ``"district"``.
     date
-        The scoring date ``D`` (cases reported up to and including it); default the last date
-        with a counted case (today when there are none).
+        The scoring date ``D`` (infections reported up to and including it are known);
+        default the last date with a counted case (today when there are none).
     config
         The ``[risk]`` section (or a whole configuration); default the workspace's.
     """
+    from twin.forecast import forecast
+
     cfg = _risk_config(config, facts)
-    lvl = _normalise_level(facts, level)
+    lvl = normalise_level(facts, level)
     day = (parse_day(date, "scoring date", error=RiskError) if date is not None
            else _last_case_date(facts))
-    window = int(cfg["window_days"])
-    if window < 1:
-        raise RiskError(f"risk.window_days must be at least 1, got {window}")
-    recent_start = day - dt.timedelta(days=window - 1)
-    start = day - dt.timedelta(days=2 * window - 1)
-
-    available = facts.columns(facts.base)
-    codes = [c for c in ("community_code", "street_code", "district_code") if c in available]
-    fac = [f"fac_{k}_n" for k in CROWDED_KINDS if f"fac_{k}_n" in available]
-    base = _units(facts, facts.base, start, recent_start, day, [*codes, *fac])
-    base = base.join(prior_rates(base, "district_code"))
-    base["exposure"] = _base_exposure(facts, base)
-
-    if lvl == facts.base:
-        frame = base.drop(columns=[*fac])
-    else:
-        frame = _units(facts, lvl, start, recent_start, day, [])
-        key = frame.columns[0]
-        if isinstance(lvl, int):
-            from twin.grid import cell_parents
-
-            groups = pd.Series(cell_parents(base["cell"].to_numpy(dtype=np.uint64), lvl),
-                               index=base.index)
-        else:
-            groups = base.get(f"{lvl}_code", pd.Series(np.nan, index=base.index))
-        res = base["residents"].fillna(0).astype(float)
-        for column in ("prior_rate_recent", "prior_rate_2w", "exposure"):
-            frame[column] = frame[key].map(_weighted_mean(base[column], res, groups))
-        city = prior_rates(base, by="__none__").iloc[:1]
-        for column in ("prior_rate_recent", "prior_rate_2w"):
-            fallback = float(city[column].iloc[0]) if len(city) else 0.0
-            if lvl == "district":
-                frame[column] = fallback
-            frame[column] = frame[column].fillna(fallback)
-        frame["exposure"] = frame["exposure"].fillna(0.0)
-    scored = score(frame, cfg).sort_values("score", ascending=False, kind="stable")
-    return RiskTable(scored.reset_index(drop=True), lvl, day, window, cfg)
+    horizon = int(cfg["horizon_days"])
+    fc = forecast(facts, day, horizon=horizon)
+    scored = risk_frame(fc, facts, lvl, cfg).sort_values("score", ascending=False,
+                                                         kind="stable")
+    return RiskTable(scored.reset_index(drop=True), lvl, day, horizon, cfg)
