@@ -94,12 +94,12 @@ def list_cmd(workspace: Path, status: str | None, tier: str | None, as_json: boo
 def show_cmd(workspace: Path, zone_id: str, version: int | None, show_history: bool,
              as_json: bool) -> None:
     """One zone: its version, cells and impact (residents, buildings, facilities, stocks)."""
-    from twin.zones import Zones, _facts_or_none, impact
+    from twin.zones import Zones, facts_or_none, impact
 
     ws = Workspace.open(workspace)
     zones = Zones(ws)
     zone = zones.get(zone_id, version)
-    facts = _facts_or_none(ws)
+    facts = facts_or_none(ws)
     data = zone.to_dict()
     data["impact"] = impact(facts, zone.cells).to_dict() if facts is not None else None
     if show_history:
@@ -152,12 +152,12 @@ def edit_cmd(workspace: Path, zone_id: str, expect_version: int, add_cells: str 
     from twin.zones import Zones
 
     polygon = _read_polygon(polygon_path) if polygon_path else None
-    from twin.zones import ZoneError, _as_cells
+    from twin.zones import ZoneError, as_cells
 
     add, remove = _cells(add_cells), _cells(remove_cells)
     for given, hint in ((add, "--add-cells"), (remove, "--remove-cells")):
         try:
-            _as_cells(given)
+            as_cells(given)
         except ZoneError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
     zone = Zones(Workspace.open(workspace)).save(

@@ -1,0 +1,41 @@
+"""Epidemic control zones: lockdown 封控区, control 管控区, prevention 防范区.
+
+One module per job; this package re-exports their public API, so ``from twin.zones import X``
+is the way to use them:
+
+- :mod:`twin.zones.store`: the repository of versioned zones (:class:`Zones`,
+  :class:`ZoneVersion`) and the vocabulary of tiers and statuses;
+- :mod:`twin.zones.infections`: which cases count as infections for the zone rules;
+- :mod:`twin.zones.propose`: zones proposed from the cases (:func:`propose`);
+- :mod:`twin.zones.downgrades`: the downgrade rules of the national protocol
+  (:func:`downgrades`);
+- :mod:`twin.zones.impact`: what a set of cells holds and, for a tier, needs (:func:`impact`);
+- :mod:`twin.zones.export`: the diff between versions and GeoJSON / GeoPackage export.
+
+The system proposes zones (:func:`propose`) and downgrades (:func:`downgrades`); people decide:
+a proposal is stored with status ``proposed`` and never applied silently.
+"""
+
+from __future__ import annotations
+
+from twin.errors import ZoneConflictError, ZoneError, ZoneNotFoundError
+from twin.zones.downgrades import downgrades
+from twin.zones.export import diff, export, outline_of
+from twin.zones.impact import Impact, active_areas, facts_or_none, impact
+from twin.zones.infections import INFECTIONS
+from twin.zones.propose import propose
+from twin.zones.store import (
+    STATUS_ZH,
+    STATUSES,
+    TIER_ZH,
+    TIERS,
+    Zones,
+    ZoneVersion,
+    as_cells,
+)
+
+__all__ = [
+    "INFECTIONS", "STATUSES", "STATUS_ZH", "TIERS", "TIER_ZH", "Impact", "ZoneConflictError",
+    "ZoneError", "ZoneNotFoundError", "ZoneVersion", "Zones", "active_areas", "as_cells",
+    "diff", "downgrades", "export", "facts_or_none", "impact", "outline_of", "propose",
+]
