@@ -42,8 +42,9 @@ live, which is the case in both lockdown and control zones for food, water and m
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,7 @@ __all__ = [
     "latest_stocks",
     "needs",
     "supply",
+    "tier_demand",
     "workspace_areas",
     "workspace_gaps",
 ]
@@ -179,9 +181,29 @@ def _population(areas: Areas, facts_base: pd.DataFrame, column: str) -> dict[str
     return out
 
 
+def tier_demand(table: Sequence[Need], tier: str, population: Callable[[str], float], *,
+                horizon_days: float) -> list[tuple[Need, float, float, float]]:
+    """The demand of one area of ``tier``: ``(need, population, daily_demand, demand)`` rows.
+
+    One row per need of ``table`` (:func:`needs`) whose tiers include ``tier``, in table order;
+    ``population(column)`` gives the area's sum of that column (``residents``,
+    ``chronic_patients``...). ``daily_demand = population × per_capita_daily`` and
+    ``demand = daily_demand × horizon_days``. :func:`demand` and the impact of a zone
+    (:func:`twin.zones.impact`) both compute demand here.
+    """
+    rows = []
+    for need in table:
+        if tier not in need.tiers:
+            continue
+        people = population(need.population)
+        daily = people * need.per_capita_daily
+        rows.append((need, people, daily, daily * horizon_days))
+    return rows
+
+
 def demand(areas: Areas, facts_base: pd.DataFrame, config: Any, *,
            horizon_days: float) -> pd.DataFrame:
-    """Demand per area and resource over ``horizon_days``.
+    """Demand per area and resource over ``horizon_days`` (:func:`tier_demand` per area).
 
     Columns: ``area, tier, resource, unit, population, daily_demand, demand``; one row per
     area and resource whose tiers include the area's tier.
@@ -191,18 +213,19 @@ def demand(areas: Areas, facts_base: pd.DataFrame, config: Any, *,
                           "days; give 0 or more (supply.horizon_days in twin.toml, --horizon)")
     table = needs(config)
     pops: dict[str, dict[str, float]] = {}
+
+    def population(column: str, area: str) -> float:
+        if column not in pops:
+            pops[column] = _population(areas, facts_base, column)
+        return pops[column][area]
+
     rows = []
     for area, (tier, _) in areas.items():
         _check_tier(str(area), tier)
-        for need in table:
-            if tier not in need.tiers:
-                continue
-            if need.population not in pops:
-                pops[need.population] = _population(areas, facts_base, need.population)
-            population = pops[need.population][area]
-            daily = population * need.per_capita_daily
-            rows.append((area, tier, need.resource, need.unit, population, daily,
-                         daily * horizon_days))
+        for need, people, daily, total in tier_demand(
+                table, tier, functools.partial(population, area=area),
+                horizon_days=horizon_days):
+            rows.append((area, tier, need.resource, need.unit, people, daily, total))
     return pd.DataFrame(rows, columns=["area", "tier", "resource", "unit", "population",
                                        "daily_demand", "demand"])
 
