@@ -4,14 +4,18 @@ The model is fitted on the workspace's own history up to the forecast date ``D``
 after it. For every base cell ``i`` and forecast origin ``t`` it predicts the infections
 (:data:`twin.schema.INFECTION_STATUSES`) reported on days ``t+1 … t+H``::
 
-    μ_i = m_d(i) · (c_own7·own7 + c_prev7·prev7 + c_own3·own3
-                    + c_ring1·ring1 + c_ring2·ring2 + c_district·district)
+    μ_i = m_d(i) · (c_own7·own7 + c_prev7·prev7 + c_own3·own3 + c_ring1·ring1
+                    + c_ring2·ring2 + c_area1·area1 + c_area2·area2
+                    + c_district·district + c_city·city)
 
 Features (all counts of infections, by report date)
     ``own7`` the cell's last 7 days (``t-6 … t``), ``prev7`` the 7 days before, ``own3`` the
     last 3 days; ``ring1`` / ``ring2`` the last 7 days of the cells exactly one / two H3 steps
-    away (:func:`twin.grid.disk_distances`); ``district`` the cell's share of its district's
-    last 7 days (district infections × cell residents / district residents).
+    away (:func:`twin.grid.disk_distances`); ``area1`` / ``area2`` the cell's residents'
+    share of the last 7 days in the area around it (its parent cell one resolution coarser
+    with the parents one step away; the parents two steps away); ``district`` / ``city`` its
+    residents' share of its district's / the city's last 7 days (new clusters that seed far
+    from any known case).
 
 Trend ``m_d``
     Each district's reproduction number over the last 7 days from the renewal equation
@@ -20,16 +24,17 @@ Trend ``m_d``
     (:data:`GENERATION_MEAN`, :data:`GENERATION_SD` days); the daily growth rate
     ``r = (R^(1/κ) − 1) / θ`` (Wallinga & Lipsitch 2007, κ and θ the gamma's shape and scale)
     turns into the factor ``m = exp(γ · r · H)`` of the next ``H`` days over the last ``H``,
-    clipped to [1/8, 8]. ``γ`` (how far the trend carries on) is fitted; a district without
+    clipped to [1/4, 4]. ``γ`` (how far the trend carries on) is fitted; a district without
     residents or cases takes the city's ``R``.
 
 Observation model
     Negative binomial with mean ``μ`` and dispersion ``k`` (variance ``μ + μ²/k``), pooled
     over all cells. ``c`` (non-negative), ``γ`` and ``k`` are fitted by maximum likelihood
     (L-BFGS-B with the analytic gradient) on :data:`TRAIN_ORIGINS` past origins
-    ``t_j = D − H − 3j`` whose outcomes lie entirely on or before ``D``; cells with nothing
-    in any feature nor outcome are subsampled with weights. With too little history
-    (fewer than ``14 + H`` days) the :data:`DEFAULT_COEFFICIENTS` apply.
+    ``t_j = D − H − 3j`` whose outcomes lie entirely on or before ``D`` (and with a week of
+    history before them); cells with nothing in any feature nor outcome are subsampled with
+    weights. With too little history (fewer than ``7 + H`` days) the
+    :data:`DEFAULT_COEFFICIENTS` apply.
 
 Intervals
     50 % and 90 % central intervals from the negative binomial quantiles. Sums over areas
@@ -75,12 +80,12 @@ __all__ = [
 ]
 
 FEATURES: tuple[str, ...] = ("own7", "prev7", "own3", "ring1", "ring2", "area1", "area2",
-                              "district")
+                              "district", "city")
 #: The coefficients without enough history to fit them: roughly persistence of the own cell
 #: with a little spread to the neighbours.
 DEFAULT_COEFFICIENTS: dict[str, float] = {
     "own7": 0.7, "prev7": 0.1, "own3": 0.3, "ring1": 0.05, "ring2": 0.02, "area1": 0.1,
-    "area2": 0.05, "district": 0.5}
+    "area2": 0.05, "district": 0.5, "city": 0.05}
 DEFAULT_GAMMA = 1.0
 DEFAULT_DISPERSION = 1.0
 #: Generation interval (infection to infection), days: gamma with this mean and sd.
@@ -88,13 +93,19 @@ GENERATION_MEAN = 4.0
 GENERATION_SD = 2.0
 _GI_DAYS = 14
 #: Past forecast origins the model is fitted on, and their spacing in days.
-TRAIN_ORIGINS = 4
+TRAIN_ORIGINS = 5
 TRAIN_STEP = 3
 #: Cells with nothing in any feature or outcome kept per origin for the fit (weighted).
 _QUIET_SAMPLE = 5_000
-_M_CLIP = 8.0
+_PRIOR_ROWS = 100.0
+_M_CLIP = 4.0
+#: Prior on the trend's carry-over γ: normal around 1 (the renewal equation's own projection)
+#: with this sd, against the scale degeneracy of γ and the coefficients in a steady phase.
+GAMMA_PRIOR_SD = 0.25
 _EPS = 1e-9
-_FEATURE_DAYS = 14
+#: The first day number a training origin may have: a week of features before it (days
+#: before the first infection of the series have none, truly).
+_MIN_ORIGIN = 6
 #: Admin levels of the base table, finest first.
 ADMIN_LEVELS = ("community", "street", "district")
 
@@ -339,7 +350,8 @@ def _features(series: CaseSeries, t: int) -> _Features:
     city_rate = float(cases_d.sum() + daily[n_d:, -7:].sum()) / total_res if total_res else 0.
     rate_d = np.where(res_d > 0, cases_d / np.where(res_d > 0, res_d, 1), city_rate)
     district = res * np.where(known, rate_d[idx] if n_d else city_rate, city_rate)
-    matrix = np.column_stack([own7, prev7, own3, ring1, ring2, area1, area2, district])
+    matrix = np.column_stack([own7, prev7, own3, ring1, ring2, area1, area2, district,
+                              res * city_rate])
     return _Features(matrix, _growth(r_cell), r_cell, own7, prev7)
 
 
@@ -365,7 +377,7 @@ class _Fit:
 def _fit(series: CaseSeries, t: int, horizon: int, rng_seed: int = 0
          ) -> tuple[_Fit, list[tuple[_Features, np.ndarray]]]:
     origins = [t - horizon - TRAIN_STEP * j for j in range(TRAIN_ORIGINS)]
-    origins = [o for o in origins if o >= _FEATURE_DAYS - 1]
+    origins = [o for o in origins if o >= _MIN_ORIGIN]
     default = _Fit(np.array([DEFAULT_COEFFICIENTS[f] for f in FEATURES]), DEFAULT_GAMMA,
                    DEFAULT_DISPERSION, (), False)
     if not origins:
@@ -377,8 +389,8 @@ def _fit(series: CaseSeries, t: int, horizon: int, rng_seed: int = 0
         feats = _features(series, o)
         y = series.window(o + horizon, horizon)
         train.append((feats, y))
-        busy = (feats.matrix[:, :-1].sum(axis=1) > 0) | (y > 0)
-        quiet = np.flatnonzero(~busy & (feats.matrix[:, -1] > 0))
+        busy = (feats.matrix[:, :-2].sum(axis=1) > 0) | (y > 0)
+        quiet = np.flatnonzero(~busy & (feats.matrix[:, -2:].sum(axis=1) > 0))
         weight = np.ones(int(busy.sum()))
         if len(quiet) > _QUIET_SAMPLE:
             picked = rng.choice(quiet, _QUIET_SAMPLE, replace=False)
@@ -409,15 +421,19 @@ def _fit(series: CaseSeries, t: int, horizon: int, rng_seed: int = 0
         dk = (special.digamma(y + k) - special.digamma(k) + math.log(k) + 1
               - np.log(k + mu) - (k + y) / (k + mu))
         grad[n_f + 1] = float(np.sum(wt * dk)) * k
-        ll = float(np.sum(wt * _nb_loglik(y, mu, k)))
+        ll = float(np.sum(wt * (special.gammaln(y + k) - special.gammaln(k) + k * math.log(k)
+                                - (k + y) * np.log(k + mu) + y * np.log(mu))))
         scale = float(wt.sum())
+        # the prior on γ, as if worth this many rows' likelihood
+        ll -= 0.5 * (gamma - DEFAULT_GAMMA) ** 2 / GAMMA_PRIOR_SD ** 2 * _PRIOR_ROWS
+        grad[n_f] -= (gamma - DEFAULT_GAMMA) / GAMMA_PRIOR_SD ** 2 * _PRIOR_ROWS
         return -ll / scale, -grad / scale
 
     start = np.concatenate([np.log([DEFAULT_COEFFICIENTS[f] for f in FEATURES]),
                             [DEFAULT_GAMMA, math.log(DEFAULT_DISPERSION)]])
-    bounds = [(-12.0, 3.0)] * n_f + [(0.0, 2.0), (math.log(0.05), math.log(1e3))]
+    bounds = [(-12.0, 3.0)] * n_f + [(0.0, 1.5), (math.log(0.05), math.log(1e3))]
     found = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                              options={"maxiter": 200})
+                              options={"maxiter": 200, "ftol": 1e-7})
     theta = found.x
     return _Fit(np.exp(theta[:n_f]), float(theta[n_f]), float(math.exp(theta[n_f + 1])),
                 tuple(origins), True), train
