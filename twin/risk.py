@@ -187,11 +187,10 @@ def _component_text(row: Mapping[str, Any], c: str, lang: str, horizon: int,
                 f"{horizon} days (contributes {contrib:.2f})")
     if c == "neighbours":
         if lang == "zh":
-            return (f"周边传播 相邻两圈网格、周边片区及所在区的近期病例 → 预计 "
+            return (f"周边传播（相邻网格、片区与所在区的近期病例）→ 预计 "
                     f"{float(row['neighbours']):.1f} 例（贡献 {contrib:.2f}）")
-        return (f"spread from around: cases in the cells one and two steps away, the area "
-                f"and the district → {float(row['neighbours']):.1f} expected "
-                f"(contributes {contrib:.2f})")
+        return (f"spread from nearby cells, the area and the district → "
+                f"{float(row['neighbours']):.1f} expected (contributes {contrib:.2f})")
     if c == "trend":
         r = float(row.get("reproduction", 1.0))
         part = float(row["trend"])
