@@ -153,6 +153,48 @@ def test_rerun_writes_nothing_and_supersedes_stale_proposals(ws: Workspace) -> N
     assert {z.status for z in zones.list() if z.zone_id != lock_b.zone_id} == {"lifted"}
 
 
+def test_proposals_leave_out_cells_of_active_zones(ws: Workspace) -> None:
+    """Re-proposing on the same cases never repeats zones in force, day after day."""
+    first = propose(ws, "2026-04-30")
+    zones = Zones(ws)
+    lock_a = next(z for z in zones.list(tier="lockdown") if set(z.cells.tolist()) == {A, A2})
+    ring_a = next(z for z in zones.list(tier="control") if C in z.cells.tolist())
+    zones.save(lock_a.zone_id, 1, status="active", author="chief", reason="生效 activate")
+    again = propose(ws, "2026-04-30")
+    # The lockdown proposal {A, A2} is all inside the active lockdown zone: not made again.
+    assert again["created"] == again["updated"] == [] and again["covered"] == 1
+    assert sorted(again["unchanged"]) == sorted(set(first["created"]) - {lock_a.zone_id})
+    zones.save(ring_a.zone_id, 1, status="active", author="chief", reason="生效 activate")
+    for day in ("2026-04-30", "2026-05-01", "2026-05-02"):
+        later = propose(ws, day)
+        assert later["created"] == later["updated"] == [] and later["covered"] == 2, day
+    assert len(zones.list()) == len(first["created"])  # no copies piled up
+
+
+def test_proposals_keep_the_cells_outside_active_zones(ws: Workspace) -> None:
+    """An active lockdown zone on A alone: the new lockdown proposal is A2; an active control
+    zone on a cell of street S1 takes that cell out of the prevention proposal, not out of the
+    stricter lockdown proposal."""
+    zones = Zones(ws)
+    zones.create(cells=[A], tier="lockdown", status="active", author="chief", reason="A")
+    static = Facts(ws).static(10, ["street_code"])
+    ring_a = (set(h3i.grid_disk(A, 1)) | set(h3i.grid_disk(A2, 1))) - {A, A2, B}
+    street = {int(c) for c in static.loc[static["street_code"] == "S1", "cell"]}
+    outer = sorted(street - ring_a - {A, A2, B})[0]  # an S1 cell of the prevention proposal
+    zones.create(cells=[outer, A2], tier="control", status="active", author="chief",
+                 reason="S1")
+    result = propose(ws, "2026-04-30")
+    assert result["covered"] == 0
+    made = [zones.get(i) for i in result["created"]]
+    lockdowns = sorted({int(c) for c in z.cells} for z in made if z.tier == "lockdown")
+    assert lockdowns == sorted([{A2}, {B}])  # A2 stays: a control zone is looser
+    control_a = next(z for z in made if z.tier == "control" and C in z.cells.tolist())
+    assert {int(c) for c in control_a.cells} == ring_a
+    prevention_s1 = next(z for z in made if z.tier == "prevention" and z.name.endswith("S1"))
+    assert outer not in prevention_s1.cells.tolist()
+    assert {int(c) for c in prevention_s1.cells} == street - ring_a - {A, A2, B, outer}
+
+
 def test_downgrades_worked_by_hand(ws: Workspace) -> None:
     propose(ws, "2026-04-30")
     zones = Zones(ws)

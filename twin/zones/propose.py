@@ -7,12 +7,20 @@ of ``control_ring`` cells around each lockdown zone, without lockdown cells (a c
 goes to the first zone, so that the tiers of one proposal never overlap); prevention = the other
 base cells of each street that holds a lockdown cell (one zone per street).
 
+**Active zones**: each proposal is made without the cells already inside active zones of its
+tier or a stricter one (tiers strictest first: lockdown, control, prevention): a lockdown
+proposal drops the cells of active lockdown zones, a control proposal those of active lockdown
+and control zones, a prevention proposal those of every active zone. A proposal left without
+cells is not made (``covered`` counts them); so a proposal identical to an active zone is never
+saved again, and proposing day after day does not pile up copies of the zones in force.
+
 **Re-run rule**: only zones whose current status is ``proposed`` are touched. Each new proposal
-is matched to the still-proposed zone of the same tier that shares most cells with it: identical
-cells -> nothing is written; different cells -> a new version of that zone; no match -> a new
-zone. Still-proposed zones that match no new proposal get a new version with status ``lifted``
-(reason "superseded"). Running ``propose`` twice on the same data therefore writes nothing the
-second time. Active and lifted zones are never changed by ``propose``.
+is matched to the still-proposed zone of the same tier with the same cells, else to the one that
+shares most cells with it: identical cells -> nothing is written; different cells -> a new
+version of that zone; no match -> a new zone. Still-proposed zones that match no new proposal
+get a new version with status ``lifted`` (reason "superseded"). Running ``propose`` twice on the
+same data therefore writes nothing the second time. Active and lifted zones are never changed
+by ``propose``.
 
 The system proposes, people decide: a proposal is stored with status ``proposed`` and never
 applied silently.
@@ -29,7 +37,7 @@ from twin import grid
 from twin.dates import parse_day
 from twin.store import Workspace
 from twin.zones.infections import infections
-from twin.zones.store import TIER_ZH, TIERS, Zones
+from twin.zones.store import TIER_ZH, TIERS, Zones, ZoneVersion
 
 __all__ = ["propose"]
 
@@ -68,8 +76,10 @@ def propose(workspace: Workspace, date: str | dt.date | None = None,
             author: str = "system") -> dict[str, Any]:
     """Propose zones from the recent infections (see the module docstring for both rules).
 
-    Returns the date, the window, and the zone ids ``created``, ``updated``, ``unchanged``
-    and ``superseded`` (proposed zones lifted because no new proposal matches them).
+    Returns the date, the window, the number of ``infections``, the zone ids ``created``,
+    ``updated``, ``unchanged`` and ``superseded`` (proposed zones lifted because no new
+    proposal matches them), and ``covered``: the number of proposals not made because active
+    zones of their tier or a stricter one already hold all their cells.
     """
     from twin.facts import Facts
 
@@ -90,12 +100,18 @@ def propose(workspace: Workspace, date: str | dt.date | None = None,
         why = (f"按病例自动建议 proposed from {result['infections']} infections reported "
                f"{start.isoformat()}..{day.isoformat()}")
     zones = Zones(workspace)
-    open_ = {t: zones.list(status="proposed", tier=t) for t in TIERS}
-    for tier, cells, label in proposals:
-        candidates = [(len(np.intersect1d(z.cells, cells)), z) for z in open_[tier]]
-        candidates = [(n, z) for n, z in candidates if n > 0]
-        if candidates:
-            _, match = max(candidates, key=lambda p: p[0])
+    current = zones.list()
+    open_ = {t: [z for z in current if z.status == "proposed" and z.tier == t] for t in TIERS}
+    result["covered"] = 0
+    for tier, cells, label in _outside_active(proposals, current):
+        if not len(cells):
+            result["covered"] += 1
+            continue
+        shared = [(np.intersect1d(z.cells, cells).size, z) for z in open_[tier]]
+        candidates = [(n, z) for n, z in shared if n > 0]
+        if candidates:  # an identical zone first, else the one sharing most cells
+            _, match = max(candidates, key=lambda p: (p[0] == len(cells) == len(p[1].cells),
+                                                      p[0]))
             open_[tier].remove(match)
             if np.array_equal(match.cells, cells):
                 result["unchanged"].append(match.zone_id)
@@ -114,6 +130,17 @@ def propose(workspace: Workspace, date: str | dt.date | None = None,
                        reason=f"被新建议取代 superseded by the proposal of {result['date']}")
             result["superseded"].append(z.zone_id)
     return result
+
+
+def _outside_active(proposals: list[tuple[str, np.ndarray, str]],
+                    zones: list[ZoneVersion]) -> list[tuple[str, np.ndarray, str]]:
+    """Each proposal without the cells of active zones of its tier or a stricter one."""
+    active = [z for z in zones if z.status == "active"]
+    covered = {tier: np.unique(np.concatenate(
+        [z.cells for z in active if z.tier in TIERS[:TIERS.index(tier) + 1]]
+        or [np.empty(0, np.uint64)])) for tier in TIERS}
+    return [(tier, np.setdiff1d(cells, covered[tier], assume_unique=True), label)
+            for tier, cells, label in proposals]
 
 
 def _proposal_cells(facts: Any, hot: np.ndarray,
