@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import pytest
 import shapely
 from click.testing import CliRunner
 from h3.api import basic_int as h3i
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_fuse import make_tiny_city, publish_city
 from twin import Workspace, grid
@@ -41,12 +44,14 @@ from twin.zones import (
     ZoneError,
     ZoneNotFoundError,
     Zones,
+    ZoneVersion,
     diff,
     downgrades,
     export,
     impact,
     propose,
 )
+from twin.zones.downgrades import became_tier_on, cores, due
 
 ROOT = Path(__file__).resolve().parents[1]
 A_LNG, A_LAT = 121.4615, 31.2265  # the hospital's cell, street S1
@@ -195,42 +200,300 @@ def test_proposals_keep_the_cells_outside_active_zones(ws: Workspace) -> None:
     assert {int(c) for c in prevention_s1.cells} == street - ring_a - {A, A2, B, outer}
 
 
+def _activate(zones: Zones, *found: ZoneVersion, valid_from: str) -> None:
+    for z in found:
+        zones.save(z.zone_id, zones.get(z.zone_id).version, status="active",
+                   valid_from=valid_from, author="chief", reason="生效 activate")
+
+
 def test_downgrades_worked_by_hand(ws: Workspace) -> None:
     propose(ws, "2026-04-30")
     zones = Zones(ws)
     lock_a = next(z for z in zones.list(tier="lockdown") if A in z.cells.tolist())
-    ring_a = next(z for z in zones.list(tier="control") if C in z.cells.tolist())
     lock_b = next(z for z in zones.list(tier="lockdown") if B in z.cells.tolist())
-    for z in (lock_a, ring_a, lock_b):
-        zones.save(z.zone_id, z.version, status="active", valid_from="2026-04-30",
-                   author="chief", reason="生效 activate")
+    _activate(zones, lock_a, lock_b, valid_from="2026-04-30")
     assert downgrades(ws, "2026-04-28") == []  # A: 6 clear days since 22 April
     (got,) = downgrades(ws, "2026-04-29")
     assert got["zone_id"] == lock_a.zone_id and got["suggested_tier"] == "control"
-    assert got["last_infection"] == "2026-04-22" and got["reached_on"] == "2026-04-29"
-    assert got["clear_days"] == 7 and "7 consecutive days without new infections" in got["rule"]
-    assert "9th edition" in got["rule"]
+    assert got["last_infection"] == "2026-04-22" and got["counted_from"] == "2026-04-22"
+    assert got["reached_on"] == "2026-04-29" and got["became_tier_on"] == "2026-04-30"
+    assert got["clear_days"] == got["required_days"] == 7
+    assert "7 consecutive days without new infections" in got["rule"]
+    assert "9th edition" in got["rule"] and "counted from 2026-04-22" in got["rule"]
+    assert "连续7天无新增感染者" in got["rule_zh"] and "2026-04-29满足" in got["rule_zh"]
     on_may_2 = {s["zone_id"]: s for s in downgrades(ws, "2026-05-02")}
     assert set(on_may_2) == {lock_a.zone_id, lock_b.zone_id}
-    assert on_may_2[lock_b.zone_id]["reached_on"] == "2026-05-02"
-    # The ring had no infection (C's case is only suspected): counted from valid_from.
-    assert ring_a.zone_id not in {s["zone_id"] for s in downgrades(ws, "2026-05-06")}
-    ring = {s["zone_id"]: s for s in downgrades(ws, "2026-05-07")}[ring_a.zone_id]
-    assert ring["suggested_tier"] == "prevention" and ring["last_infection"] is None
-    assert ring["reached_on"] == "2026-05-07"
+    assert on_may_2[lock_b.zone_id]["reached_on"] == "2026-05-02"  # 25 April + 7
     # Proposed zones get no suggestion.
     zones.save(lock_b.zone_id, 2, status="proposed", author="chief", reason="回退 back")
     assert lock_b.zone_id not in {s["zone_id"] for s in downgrades(ws, "2026-05-07")}
 
 
-def test_downgrade_days_are_configurable(ws: Workspace) -> None:
+def test_control_counts_from_the_day_it_became_control(ws: Workspace) -> None:
+    """Last infection 22 April; lockdown -> control due 29 April, applied on 2 May: prevention
+    is due 7 days after 2 May (9 May), not at once (22 April + 7)."""
+    zones = Zones(ws)
+    lock = zones.create(cells=[A, A2], tier="lockdown", status="active",
+                        valid_from="2026-04-23", author="chief", reason="封控 A")
+    (got,) = downgrades(ws, "2026-05-02")
+    assert got["suggested_tier"] == "control" and got["reached_on"] == "2026-04-29"
+    zones.save(lock.zone_id, 1, tier="control", valid_from="2026-05-02", author="chief",
+               reason="降为管控区 down to control")
+    assert downgrades(ws, "2026-05-02") == []
+    # Editing the cells of the control zone does not restart its count.
+    zones.save(lock.zone_id, 2, add_cells=[C], author="planner", reason="加 C")
+    assert zones.get(lock.zone_id).valid_from == "2026-05-02"
+    assert downgrades(ws, "2026-05-08") == []
+    (got,) = downgrades(ws, "2026-05-09")
+    assert got["tier"] == "control" and got["suggested_tier"] == "prevention"
+    assert got["last_infection"] == "2026-04-22" and got["became_tier_on"] == "2026-05-02"
+    assert got["counted_from"] == "2026-05-02" and got["reached_on"] == "2026-05-09"
+    assert got["clear_days"] == got["required_days"] == 7 and got["cores"] == []
+    assert "the day it became control (2026-05-02)" in got["rule"]
+    assert "(2026-04-22)" in got["rule"] and "at least 14 days after" in got["rule"]
+    assert "reached on 2026-05-09" in got["rule"]
+    assert "转为管控区之日（2026-05-02）" in got["rule_zh"] and "满14天" in got["rule_zh"]
+
+
+def test_prevention_never_sooner_than_both_counts_after_the_last_infection(
+        ws: Workspace) -> None:
+    """A zone created directly as control the day after its last infection (22 April): 7 days
+    from 23 April would be 30 April, but 7 + 7 days after 22 April is 6 May."""
+    zones = Zones(ws)
+    zones.create(cells=[A, A2], tier="control", status="active", valid_from="2026-04-23",
+                 author="chief", reason="管控 A")
+    assert downgrades(ws, "2026-04-30") == downgrades(ws, "2026-05-05") == []
+    (got,) = downgrades(ws, "2026-05-06")
+    assert got["counted_from"] == "2026-04-23" and got["reached_on"] == "2026-05-06"
+
+
+def test_lockdown_without_infections_counts_from_the_day_it_became_lockdown(
+        ws: Workspace) -> None:
+    zones = Zones(ws)
+    z = zones.create(cells=[C], tier="lockdown", status="active", valid_from="2026-04-30",
+                     author="chief", reason="封控 C (suspected case only)")
+    assert downgrades(ws, "2026-05-06") == []
+    (got,) = downgrades(ws, "2026-05-07")
+    assert got["zone_id"] == z.zone_id and got["last_infection"] is None
+    assert got["counted_from"] == got["became_tier_on"] == "2026-04-30"
+    assert "no infection inside" in got["rule"] and "区内无感染者" in got["rule_zh"]
+
+
+def test_a_ring_follows_the_lockdown_zone_it_surrounds(ws: Workspace) -> None:
+    """Both lockdown zones and their rings in force from 20 April. Ring A has no infection of
+    its own and would be due on 27 April; it waits for lockdown A (last infection 22 April,
+    downgraded on 29 April) and counts A's infections: due 22 April + 14 = 6 May. Lockdown B
+    (last infection 25 April) is due on 2 May; ring B waits as long as B is in lockdown."""
     propose(ws, "2026-04-30")
     zones = Zones(ws)
     lock_a = next(z for z in zones.list(tier="lockdown") if A in z.cells.tolist())
-    zones.save(lock_a.zone_id, 1, status="active", author="chief", reason="生效")
-    ws.config["zones"]["lockdown_clear_days"] = 3
-    (got,) = downgrades(ws, "2026-04-25")
-    assert got["reached_on"] == "2026-04-25" and "3 consecutive days" in got["rule"]
+    lock_b = next(z for z in zones.list(tier="lockdown") if B in z.cells.tolist())
+    ring_a = next(z for z in zones.list(tier="control") if C in z.cells.tolist())
+    ring_b = next(z for z in zones.list(tier="control") if z.zone_id != ring_a.zone_id)
+    _activate(zones, lock_a, lock_b, ring_a, ring_b, valid_from="2026-04-20")
+    assert downgrades(ws, "2026-04-28") == []
+    assert [s["zone_id"] for s in downgrades(ws, "2026-04-29")] == [lock_a.zone_id]
+    zones.save(lock_a.zone_id, 2, tier="control", valid_from="2026-04-29", author="chief",
+               reason="降为管控区 down to control")
+    assert downgrades(ws, "2026-05-01") == []
+    for day in ("2026-05-02", "2026-05-05"):  # lockdown B: 25 April + 7; nothing else yet
+        assert [s["zone_id"] for s in downgrades(ws, day)] == [lock_b.zone_id], day
+    on_may_6 = {s["zone_id"]: s for s in downgrades(ws, "2026-05-06")}
+    assert set(on_may_6) == {lock_a.zone_id, lock_b.zone_id, ring_a.zone_id}
+    ring = on_may_6[ring_a.zone_id]
+    assert ring["suggested_tier"] == "prevention" and ring["cores"] == [lock_a.zone_id]
+    assert ring["last_infection"] == "2026-04-22" and ring["became_tier_on"] == "2026-04-20"
+    assert ring["counted_from"] == "2026-04-22" and ring["reached_on"] == "2026-05-06"
+    assert f"the lockdown zones it surrounds ({lock_a.zone_id})" in ring["rule"]
+    assert f"所围封控区（{lock_a.zone_id}）" in ring["rule_zh"]
+    # Lockdown A, control since 29 April: 29 April + 7 = 22 April + 14 = 6 May.
+    assert on_may_6[lock_a.zone_id]["counted_from"] == "2026-04-29"
+    assert on_may_6[lock_a.zone_id]["reached_on"] == "2026-05-06"
+    # Ring B stays control while lockdown B is in lockdown, however long.
+    assert ring_b.zone_id not in {s["zone_id"] for s in downgrades(ws, "2026-06-30")}
+
+
+def test_cores_are_touching_zones_that_are_or_were_lockdown(ws: Workspace) -> None:
+    zones = Zones(ws)
+    ring = zones.create(cells=sorted(h3i.grid_ring(A, 1)), tier="control", status="active",
+                        author="p", reason="ring")
+    touching = sorted(h3i.grid_ring(A, 2))  # one step from the ring
+    beyond = sorted(h3i.grid_ring(A, 3))  # two steps from the ring
+    core = zones.create(cells=[A], tier="lockdown", status="active", author="p", reason="A")
+    was = zones.create(cells=touching[:1], tier="lockdown", status="active", author="p",
+                       reason="was lockdown")
+    zones.save(was.zone_id, 1, tier="control", author="p", reason="down")
+    never = zones.create(cells=touching[1:2], tier="control", status="active", author="p",
+                         reason="never lockdown")
+    far = zones.create(cells=beyond[:1], tier="lockdown", status="active", author="p",
+                       reason="far")
+    proposed = zones.create(cells=touching[2:3], tier="lockdown", author="p", reason="proposal")
+    lifted = zones.create(cells=touching[3:4], tier="lockdown", status="active", author="p",
+                          reason="lifted")
+    zones.save(lifted.zone_id, 1, status="lifted", author="p", reason="lift")
+    history: dict[str, list[ZoneVersion]] = {}
+    for v in zones.all_versions():
+        history.setdefault(v.zone_id, []).append(v)
+    active = [h[-1] for h in history.values() if h[-1].status == "active"]
+    assert {z.zone_id for z in active} == {ring.zone_id, core.zone_id, was.zone_id,
+                                           never.zone_id, far.zone_id}
+    assert proposed.zone_id not in {z.zone_id for z in active}
+    got = cores(zones.get(ring.zone_id), active, history)
+    assert sorted(z.zone_id for z in got) == sorted([core.zone_id, was.zone_id])
+
+
+def test_the_day_a_zone_became_its_tier(ws: Workspace) -> None:
+    zones = Zones(ws)
+    z = zones.create(cells=[A], tier="control", valid_from="2026-04-10", author="p",
+                     reason="proposed")
+    zones.save(z.zone_id, 1, status="active", valid_from="2026-04-12", author="p", reason="go")
+    zones.save(z.zone_id, 2, add_cells=[A2], author="p", reason="cells")
+    assert became_tier_on(zones.history(z.zone_id)) == dt.date(2026, 4, 12)
+    zones.save(z.zone_id, 3, tier="lockdown", valid_from="2026-04-15", author="p", reason="up")
+    assert became_tier_on(zones.history(z.zone_id)) == dt.date(2026, 4, 15)
+    zones.save(z.zone_id, 4, tier="control", valid_from="2026-04-20", author="p", reason="dn")
+    assert became_tier_on(zones.history(z.zone_id)) == dt.date(2026, 4, 20)
+    zones.save(z.zone_id, 5, status="proposed", author="p", reason="back")
+    zones.save(z.zone_id, 6, status="active", valid_from="2026-04-25", author="p", reason="go")
+    assert became_tier_on(zones.history(z.zone_id)) == dt.date(2026, 4, 25)
+
+
+def test_a_tier_change_takes_effect_today_by_default(ws: Workspace) -> None:
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    zones = Zones(ws)
+    z = zones.create(cells=[A], tier="lockdown", status="active", valid_from="2026-04-20",
+                     author="p", reason="r")
+    assert zones.save(z.zone_id, 1, add_cells=[A2], author="p",
+                      reason="cells").valid_from == "2026-04-20"
+    assert zones.save(z.zone_id, 2, tier="control", author="p", reason="down").valid_from \
+        == today
+    assert zones.save(z.zone_id, 3, tier="prevention", valid_from="2026-05-02", author="p",
+                      reason="down").valid_from == "2026-05-02"
+    assert zones.save(z.zone_id, 4, tier="prevention", author="p",
+                      reason="same tier").valid_from == "2026-05-02"
+
+
+@pytest.mark.parametrize(("tier", "last", "since", "counted", "reached"), [
+    ("lockdown", "2026-05-01", "2026-04-20", "2026-05-01", "2026-05-08"),
+    ("lockdown", None, "2026-04-20", "2026-04-20", "2026-04-27"),
+    ("control", "2026-05-01", "2026-05-10", "2026-05-10", "2026-05-17"),
+    ("control", "2026-05-01", "2026-05-08", "2026-05-08", "2026-05-15"),
+    ("control", "2026-05-01", "2026-05-02", "2026-05-02", "2026-05-15"),  # 1 May + 14
+    ("control", "2026-05-12", "2026-05-08", "2026-05-12", "2026-05-26"),  # 12 May + 14
+    ("control", None, "2026-05-08", "2026-05-08", "2026-05-15"),
+], ids=["lockdown", "lockdown-no-infection", "control-late", "control-on-time",
+        "control-early", "control-infected-again", "control-no-infection"])
+def test_due_worked_by_hand(tier: str, last: str | None, since: str, counted: str,
+                            reached: str) -> None:
+    def day(text: str | None) -> dt.date | None:
+        return dt.date.fromisoformat(text) if text else None
+
+    on = day(reached)
+    assert due(tier, day(last), day(since), on, 7, 7) == (True, day(counted), on)
+    assert not due(tier, day(last), day(since), on - dt.timedelta(days=1), 7, 7).due
+    with pytest.raises(ZoneError, match="no lower tier"):
+        due("prevention", None, day(since), on, 7, 7)
+
+
+_BASE = dt.date(2026, 4, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(infected=st.lists(st.integers(0, 60), max_size=6),
+       start=st.integers(0, 30), lockdown_days=st.integers(1, 10),
+       control_days=st.integers(1, 10),
+       judged=st.sets(st.integers(0, 100), min_size=1, max_size=40),
+       delays=st.lists(st.integers(0, 6), min_size=2, max_size=2))
+def test_no_zone_goes_to_prevention_early(infected: list[int], start: int, lockdown_days: int,
+                                          control_days: int, judged: set[int],
+                                          delays: list[int]) -> None:
+    """However infections, judging days and the days downgrades are applied fall, prevention is
+    never suggested sooner than L + C days after the last infection, nor C days after the zone
+    became control (the pure rule, simulated day by day from a lockdown zone)."""
+    tier, since, pending = "lockdown", start, None
+    for today in range(start, 101):
+        if pending is not None and today == pending:
+            tier, since, pending = "control", today, None  # valid_from = the day applied
+        if today not in judged or pending is not None:
+            continue
+        last = max((d for d in infected if d <= today), default=None)
+        verdict = due(tier, None if last is None else _BASE + dt.timedelta(days=last),
+                      _BASE + dt.timedelta(days=since), _BASE + dt.timedelta(days=today),
+                      lockdown_days, control_days)
+        assert verdict.due == (verdict.reached_on <= _BASE + dt.timedelta(days=today))
+        if not verdict.due:
+            continue
+        if tier == "lockdown":
+            assert last is None or today - last >= lockdown_days
+            pending = today + delays[0]
+        else:
+            assert today - since >= control_days
+            assert last is None or today - last >= lockdown_days + control_days
+            return  # down to prevention: the zone's story ends
+
+
+@pytest.fixture(scope="module")
+def fused_copy_maker(fused: Path) -> Iterator[Callable[[], Workspace]]:
+    """Fresh copies of the fused hand case, for hypothesis examples (6 ms each)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        count = itertools.count()
+
+        def make() -> Workspace:
+            target = Path(folder) / f"ws{next(count)}"
+            shutil.copytree(fused, target)
+            return Workspace.open(target)
+
+        yield make
+
+
+#: The infections of the hand case inside lockdown {A, A2} and its ring (by hand).
+_INFECTED_A = (dt.date(2026, 4, 20), dt.date(2026, 4, 22))
+
+
+@settings(max_examples=15, deadline=None)
+@given(start=st.integers(0, 25), judged=st.lists(st.integers(0, 70), min_size=1, max_size=12,
+                                                 unique=True),
+       delays=st.lists(st.integers(0, 5), min_size=2, max_size=2))
+def test_no_zone_goes_to_prevention_early_in_a_workspace(
+        fused_copy_maker: Callable[[], Workspace], start: int, judged: list[int],
+        delays: list[int]) -> None:
+    """The same property through :func:`downgrades` and real zones: lockdown {A, A2} and its
+    ring in force from a random day in April, judged on random days, each suggestion applied
+    (as a new version with that valid_from) a random number of days later."""
+    ws = fused_copy_maker()
+    zones = Zones(ws)
+    first = dt.date(2026, 4, 10) + dt.timedelta(days=start)
+    lock = zones.create(cells=[A, A2], tier="lockdown", status="active", valid_from=first,
+                        author="p", reason="lockdown")
+    ring = zones.create(cells=grid.grid_disk(np.array([A, A2], np.uint64), 1),
+                        tier="control", status="active", valid_from=first, author="p",
+                        reason="ring")
+    zones.save(ring.zone_id, 1, remove_cells=[A, A2], author="p", reason="ring only")
+    control_since = {ring.zone_id: first}
+    pending: dict[str, tuple[dt.date, str]] = {}
+    for offset in sorted(judged):
+        day = first + dt.timedelta(days=offset)
+        for zone_id, (when, target) in list(pending.items()):
+            if when <= day:
+                current = zones.get(zone_id)
+                zones.save(zone_id, current.version, tier=target, valid_from=when,
+                           author="chief", reason="applied")
+                if target == "control":
+                    control_since[zone_id] = when
+                del pending[zone_id]
+        last = max((d for d in _INFECTED_A if d <= day), default=None)
+        for s in downgrades(ws, day):
+            assert s["reached_on"] <= day.isoformat()
+            if s["suggested_tier"] == "prevention":
+                assert (day - control_since[s["zone_id"]]).days >= 7
+                assert last is None or (day - last).days >= 14
+                if s["zone_id"] == ring.zone_id:
+                    assert zones.get(lock.zone_id).tier != "lockdown"
+            pending.setdefault(s["zone_id"],
+                               (day + dt.timedelta(days=delays[len(pending) % 2]),
+                                s["suggested_tier"]))
 
 
 # -- versions, conflicts, validation ---------------------------------------------------------

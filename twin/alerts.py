@@ -122,12 +122,12 @@ def _downgrades_due(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Aler
 
     return [Alert(
         rule="downgrade_due", severity="info", place=d["zone_id"], date=date.isoformat(),
-        message_zh=f"{d['name']}（{d['tier_zh']}）可降为{d['suggested_tier_zh']}：{d['rule_zh']}"
-                   f"，{d['reached_on']} 起满足",
+        message_zh=f"{d['name']}（{d['tier_zh']}）可降为{d['suggested_tier_zh']}：{d['rule_zh']}",
         message_en=f"{d['name']} ({d['tier']}) may go down to {d['suggested_tier']}: "
-                   f"{d['rule']}, met since {d['reached_on']}",
+                   f"{d['rule']}",
         data={k: d[k] for k in ("zone_id", "version", "tier", "suggested_tier",
-                                "last_infection", "reached_on")})
+                                "last_infection", "became_tier_on", "counted_from",
+                                "required_days", "reached_on")})
         for d in downgrades(ws, date)]
 
 

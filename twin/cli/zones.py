@@ -67,6 +67,9 @@ def propose_cmd(workspace: Path, day: str | None, author: str, as_json: bool) ->
             shown = ", ".join(ids[:8]) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
             counts = " / ".join(f"{n} {t}" for t, n in by_tier.items() if n)
             lines.append(f"  {key}: {len(ids)}" + (f" ({counts}): {shown}" if ids else ""))
+        if result.get("covered"):
+            lines.append(f"  covered 已在生效区内: {result['covered']} (inside active zones of "
+                         "the same or a stricter tier; not proposed again)")
         return "\n".join(lines)
 
     emit(result, as_json, text)
@@ -226,14 +229,21 @@ def diff_cmd(workspace: Path, zone_id: str, old: int, new: int | None, as_json: 
 @click.option("--date", "day", help="The day to judge (YYYY-MM-DD; default: today).")
 @json_option
 def downgrades_cmd(workspace: Path, day: str | None, as_json: bool) -> None:
-    """Suggested downgrades of active zones (lockdown -> control -> prevention)."""
+    """Suggested downgrades of active zones (lockdown -> control -> prevention).
+
+    Lockdown -> control lockdown_clear_days after the last infection inside; control ->
+    prevention control_clear_days after the later of the last infection and the day the zone
+    became control, never sooner than lockdown_clear_days + control_clear_days after the last
+    infection, and never while a lockdown zone it touches is still in lockdown.
+    """
     from twin.zones import downgrades
 
     items = downgrades(Workspace.open(workspace), day)
-    emit(items, as_json, lambda: "no downgrade is due" if not items else "\n".join(
+    emit(items, as_json, lambda: "no downgrade is due 无到期降级" if not items else "\n".join(
         f"{s['zone_id']} {s['name']}: {s['tier_zh']} -> {s['suggested_tier_zh']} "
         f"({s['tier']} -> {s['suggested_tier']}) · last infection "
-        f"{s['last_infection'] or 'none'} · reached on {s['reached_on']} · {s['rule']}"
+        f"{s['last_infection'] or 'none'} · {s['tier']} since {s['became_tier_on']} · "
+        f"reached on {s['reached_on']}\n  {s['rule_zh']}\n  {s['rule']}"
         for s in items))
 
 

@@ -6,6 +6,11 @@ version in ``zone_versions`` (append-only: rows are only ever inserted); the ``z
 the name and the number of the current version. Edits use optimistic concurrency: a
 :meth:`Zones.save` names the version it was based on and is refused with
 :class:`ZoneConflictError` when someone saved in between.
+
+``valid_from`` is the day a version takes effect. A save that gives none takes today (UTC) when
+the tier changes or the status becomes ``active``, and keeps the previous version's otherwise,
+so the day a zone became its tier, which the downgrade rules count from
+(:mod:`twin.zones.downgrades`), is the day of that change.
 """
 
 from __future__ import annotations
@@ -267,8 +272,9 @@ class Zones:
 
         ``set_cells`` or ``polygon`` (WGS84; its outline is kept) replace the cells, then
         ``add_cells`` / ``remove_cells`` apply. When the cells change without a new polygon the
-        previous outline no longer describes them and is dropped. ``valid_from`` defaults to the
-        previous version's, or to today when the status becomes ``active``.
+        previous outline no longer describes them and is dropped. ``valid_from`` defaults to
+        today (UTC) when the tier changes or the status becomes ``active``, and to the previous
+        version's otherwise: the downgrade rules count from the day a zone became its tier.
 
         Raises
         ------
@@ -306,19 +312,19 @@ class Zones:
             changed_cells = not np.array_equal(cells, old.cells)
             if outline is None and not changed_cells and replace is None:
                 outline = old.outline
-            new_status = status or old.status
+            new_status, new_tier = status or old.status, tier or old.tier
             if valid_from is not None:
                 day = _check_day(valid_from)
-            elif new_status == "active" and old.status != "active":
+            elif new_tier != old.tier or (new_status == "active" and old.status != "active"):
                 day = _check_day(None)
             else:
                 day = old.valid_from
             number = old.version + 1
-            self._insert(conn, zone_id, number, tier or old.tier, new_status, day, author,
-                         reason, cells, outline, now)
+            self._insert(conn, zone_id, number, new_tier, new_status, day, author, reason,
+                         cells, outline, now)
             conn.execute("UPDATE zones SET current_version = ? WHERE id = ?", (number, zone_id))
             audit(conn, actor=author, action="zone.save", target=zone_id, detail={
-                "version": number, "from_version": old.version, "tier": tier or old.tier,
+                "version": number, "from_version": old.version, "tier": new_tier,
                 "status": new_status, "cells": len(cells),
                 "added": len(np.setdiff1d(cells, old.cells)),
                 "removed": len(np.setdiff1d(old.cells, cells)), "reason": reason})
