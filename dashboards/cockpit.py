@@ -45,6 +45,7 @@ STYLES = """
   border-bottom: 1px solid #2a3348; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; }
 .ct-top10 th, :host(.ct-top10) th { color: #aab3c5; font-weight: 400; }
+.ct-interval, :host(.ct-top10) .ct-interval { color: #8e97aa; font-size: 0.85em; }
 .ct-grade-high { color: #ff5a5f; font-weight: 700; } .ct-grade-medium { color: #ffb648; }
 :host(.ct-alerts) { font-size: clamp(14px, 0.9vw, 40px); white-space: nowrap;
   overflow: hidden; width: 100%; }
@@ -110,18 +111,21 @@ def _kpi_html(name: str, tile: dict[str, Any]) -> str:
             f'{html.escape(str(tile.get("detail", "")))}</div></div>')
 
 
-def _top10_html(frame: Any, lang: str) -> str:
-    widths = ("26%", "13%", "9%", "52%")
+def _top10_html(frame: Any, lang: str, by: str = "score") -> str:
+    widths = ("22%", "11%", "8%", "15%", "44%")
     cols = "".join(f'<col style="width:{w}">' for w in widths)
     head = "".join(f"<th>{label(k, lang)}</th>" for k in ("community", "grade", "score",
-                                                           "reason"))
+                                                           "expected", "reason"))
     rows = "".join(
         f'<tr><td title="{html.escape(r.name)}">{i}. {html.escape(r.name)}</td>'
         f'<td class="ct-grade-{html.escape(str(r.grade_key))}">{html.escape(r.grade)}</td>'
-        f'<td>{r.score:.2f}</td><td title="{html.escape(r.reason)}">{html.escape(r.reason)}'
-        f'</td></tr>'
+        f'<td>{r.score:.2f}</td>'
+        f'<td class="ct-expected" title="90%: {html.escape(r.interval)}">{html.escape(r.expected)} '
+        f'<span class="ct-interval">({html.escape(r.interval)})</span></td>'
+        f'<td title="{html.escape(r.reason)}">{html.escape(r.reason)}</td></tr>'
         for i, r in enumerate(frame.itertuples(), 1))
-    return (f'<div class="ct-title">{label("top10", lang)}</div>'
+    title = label("top10_expected" if by == "expected" else "top10", lang)
+    return (f'<div class="ct-title">{title}</div>'
             f"<table><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
             f"<tbody>{rows}</tbody></table>")
 
@@ -167,6 +171,11 @@ class Cockpit(pn.viewable.Viewer):
         self._toggles = pn.widgets.CheckButtonGroup(
             options={label(t, lang): t for t in TOGGLES}, value=list(s.layers_on),
             css_classes=["ct-layers"], button_type="default", stylesheets=styles)
+        self._sort = pn.widgets.RadioButtonGroup(
+            options={label("sort_score", lang): "score",
+                     label("sort_expected", lang): "expected"},
+            value=s.top_sort, css_classes=["ct-sort"], button_type="default",
+            stylesheets=styles, visible=not self.kiosk, align="end")
         self._hexres = pn.widgets.RadioButtonGroup(
             options={f"H3 {r}": r for r in s.param.hex_resolution.objects},
             value=s.hex_resolution, css_classes=["ct-hexres"], button_type="default",
@@ -189,6 +198,8 @@ class Cockpit(pn.viewable.Viewer):
                                     stylesheets=[STYLES],
                                     styles={"max-height": "12vh", "overflow": "hidden"})
         self._source = ColumnDataSource({"date": [], "new": [], "mean7": []})
+        self._fan = ColumnDataSource({"date": [], "expected": [], "lo50": [], "hi50": [],
+                                      "lo90": [], "hi90": []})
         self._fig = self._figure()
         self._chart = pn.pane.Bokeh(self._fig, sizing_mode="stretch_both", min_height=150,
                                     css_classes=["ct-trend"])
@@ -201,12 +212,14 @@ class Cockpit(pn.viewable.Viewer):
         self._play.param.watch(self._on_play, "value")
         self._toggles.param.watch(self._on_toggles, "value")
         self._hexres.param.watch(lambda e: s.param.update(hex_resolution=e.new), "value")
+        self._sort.param.watch(lambda e: s.param.update(top_sort=e.new), "value")
         self._screen.param.watch(self._on_screen, ["screen_width", "screen_height"])
         self._map.param.watch(self._on_view, "view_state")
         # state -> widgets
         s.param.watch(self._state_date, ["date", "start", "end"])
         s.param.watch(self._state_status, ["status"])
         s.param.watch(self._render_data, ["date", "data_version", "lang"])
+        s.param.watch(self._render_top10, ["top_sort"])
         s.param.watch(self._render_map, ["date", "data_version", "lang", "hex_resolution",
                                          "layers_on", "zoom", "centre"])
         s.param.watch(self._render_view, ["screen"])
@@ -224,6 +237,13 @@ class Cockpit(pn.viewable.Viewer):
                         color="#4f8cff", alpha=0.7)
         line = fig.line(x="date", y="mean7", source=self._source, color="#ffb648",
                         line_width=3)
+        # the forecast fan after the chosen date: 90 % and 50 % intervals, the expected line
+        fan90 = fig.varea(x="date", y1="lo90", y2="hi90", source=self._fan, color="#c792ea",
+                          alpha=0.22)
+        fan50 = fig.varea(x="date", y1="lo50", y2="hi50", source=self._fan, color="#c792ea",
+                          alpha=0.45)
+        ahead = fig.line(x="date", y="expected", source=self._fan, color="#e3c6ff",
+                         line_width=3, line_dash="dashed")
         self._marker = Span(dimension="height", line_color="#ff5a5f", line_width=2,
                             location=0)
         fig.add_layout(self._marker)
@@ -231,7 +251,13 @@ class Cockpit(pn.viewable.Viewer):
                                if lang == "zh" else DatetimeTickFormatter(days="%d %b"))
         legend = Legend(items=[LegendItem(label=label("legend_new", lang), renderers=[bars]),
                                LegendItem(label=label("legend_mean7", lang),
-                                          renderers=[line])],
+                                          renderers=[line]),
+                               LegendItem(label=label("legend_forecast", lang),
+                                          renderers=[ahead]),
+                               LegendItem(label=label("legend_fan50", lang),
+                                          renderers=[fan50]),
+                               LegendItem(label=label("legend_fan90", lang),
+                                          renderers=[fan90])],
                         location="top_left", background_fill_alpha=0.0, border_line_alpha=0.0,
                         label_text_color="#e8eaf0")
         fig.add_layout(legend)
@@ -269,9 +295,19 @@ class Cockpit(pn.viewable.Viewer):
             trend = s.trend()
             self._source.data = {"date": list(trend.index), "new": trend["new"].tolist(),
                                  "mean7": trend["mean7"].tolist()}
+            fan = s.forecast()
+            self._fan.data = {"date": list(fan.index), **{
+                k: fan[k].astype(float).tolist() for k in ("expected", "lo50", "hi50", "lo90",
+                                                          "hi90")}}
             self._marker.location = dt.datetime.combine(s.date, dt.time())
-            self._top10.object = _top10_html(s.top10(), s.lang)
+            self._top10.object = _top10_html(s.top10(), s.lang, s.top_sort)
             self._alerts.object = _alerts_html(s.alerts(), s.lang)
+        self._guard(work)
+
+    def _render_top10(self, *_: Any) -> None:
+        def work() -> None:
+            self._top10.object = _top10_html(self.state.top10(), self.state.lang,
+                                             self.state.top_sort)
         self._guard(work)
 
     def _render_legend(self, maplayers: list[Any]) -> None:
@@ -392,7 +428,7 @@ class Cockpit(pn.viewable.Viewer):
         map_col = pn.Column(self._map, self._legend, sizing_mode="stretch_both",
                             styles={"flex": "3 1 0", "display": "flex",
                                     "flex-direction": "column"})
-        side = pn.Column(self._top10, self._chart, sizing_mode="stretch_both",
+        side = pn.Column(self._sort, self._top10, self._chart, sizing_mode="stretch_both",
                          styles={"flex": "2 1 0"})
         middle = pn.Row(map_col, side, sizing_mode="stretch_width",
                         styles={"height": "58vh" if not self.kiosk else "64vh", "gap": "0.6vw"})

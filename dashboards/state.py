@@ -68,6 +68,8 @@ class CockpitState(param.Parameterized):
     zoom = param.Number(default=None, allow_None=True, doc="The map's zoom, as the person set it.")
     centre = param.NumericTuple(default=None, allow_None=True, length=2,
                                 doc="The map's centre (lon, lat) when zoomed in.")
+    top_sort = param.Selector(default="score", objects=["score", "expected"],
+                              doc="Order of the top ten: risk score or expected infections.")
     data_version = param.Integer(default=0, doc="Bumped when new data lands in the workspace.")
     status = param.String(default="", doc="Messages for the status area.")
 
@@ -196,7 +198,8 @@ class CockpitState(param.Parameterized):
                                   "display": _fmt_int(ctrl["residents"]),
                                   "detail": zone_detail(ctrl), "elderly": ctrl["elderly"]},
             "high_risk_communities": {"value": high, "display": str(high),
-                                      "detail": label("high_risk_detail", lang)},
+                                      "detail": label("high_risk_detail", lang).format(
+                                          n=f"{self._high_threshold():g}")},
             "bed_occupancy": {"value": occ, "display": "–" if occ != occ else f"{occ:.0%}",
                               "detail": f"{_fmt_int(beds['needed'])} / "
                                         f"{_fmt_int(beds['capacity'])} "
@@ -214,13 +217,31 @@ class CockpitState(param.Parameterized):
         """Daily new infections up to ``date`` with a 7-day mean (columns new, mean7)."""
         return self.situation.trend(self.date)
 
-    @param.depends("date", "data_version", "lang", "role")
-    def top10(self) -> pd.DataFrame:
-        """The ten highest-risk communities: name, grade, score, main reason.
+    def _below(self) -> int:
+        return int(self.situation.privacy.suppress_below)
 
-        Viewers read the reasons with small case counts suppressed.
+    def _expected_text(self, value: float) -> str:
+        """An expected count as this role may read it (small ones hint at small counts)."""
+        if not self.fine and 0 < value < self._below():
+            return f"<{self._below()}"
+        return f"{value:.1f}"
+
+    def _high_threshold(self) -> float:
+        return float(self.workspace.config["risk"]["grades"]["high_per_10k"])
+
+    @param.depends("date", "data_version")
+    def forecast(self) -> pd.DataFrame:
+        """The city-wide forecast per day after ``date`` (expected, lo50, hi50, lo90, hi90)."""
+        return self.situation.forecast(self.date)
+
+    @param.depends("date", "data_version", "lang", "role", "top_sort")
+    def top10(self) -> pd.DataFrame:
+        """The ten highest-risk communities (or with the most expected infections, by
+        ``top_sort``): name, grade, score, expected infections with the 90 % interval, main
+        reason. Viewers read the reasons with small case counts suppressed.
         """
-        rows = self._today()["top10"]
+        today = self._today()
+        rows = today["top10_expected" if self.top_sort == "expected" else "top10"]
         grades = {"high": ("高风险", "high"), "medium": ("中风险", "medium"),
                   "low": ("低风险", "low")}
         privacy = "fine" if self.fine else "viewer"
@@ -229,8 +250,12 @@ class CockpitState(param.Parameterized):
             "grade_key": [r["grade"] for r in rows],
             "grade": [grades[r["grade"]][0 if self.lang == "zh" else 1] for r in rows],
             "score": [r["score"] for r in rows],
+            "expected": [self._expected_text(r["expected"]) for r in rows],
+            "interval": [f"{r['lo90']}–{r['hi90']}" if self.fine or r["hi90"] >= self._below()
+                         else f"<{self._below()}" for r in rows],
             "reason": [r["reason"][privacy][self.lang] for r in rows]},
-            columns=["code", "name", "grade_key", "grade", "score", "reason"])
+            columns=["code", "name", "grade_key", "grade", "score", "expected", "interval",
+                     "reason"])
 
     @param.depends("date", "data_version", "lang")
     def alerts(self, n: int | None = None) -> list[dict[str, Any]]:

@@ -106,15 +106,20 @@ def test_area_turning_high_risk(demo_ws: Workspace) -> None:
     from twin.facts import Facts
     from twin.risk import risk
 
-    ws = _with_alert_settings(demo_ws, high=0.32)
-    day = dt.date(2026, 4, 20)
+    ws = _with_alert_settings(demo_ws, high_per_10k=10.0)
     facts = Facts(ws)
-    today = risk(facts, level="community", date=day).frame
-    before = risk(facts, level="community", date=day - dt.timedelta(days=1)).frame
-    expected = set(today.loc[today["grade"] == "high", "code"]) - set(
-        before.loc[before["grade"] == "high", "code"])
-    assert expected, "the threshold should make some community turn high on this date"
+
+    def high(day: dt.date) -> set[str]:
+        frame = risk(facts, level="community", date=day).frame
+        return set(frame.loc[frame["grade"] == "high", "code"])
+
+    # the first date of the rising outbreak on which some community turns high
+    day, expected = dt.date(2026, 3, 20), set()
+    while not expected and day < dt.date(2026, 4, 30):
+        day += dt.timedelta(days=1)
+        expected = high(day) - high(day - dt.timedelta(days=1))
+    assert expected, "the threshold should make some community turn high on some date"
     alerts, _ = evaluate(ws, day)
     assert {a.place for a in alerts if a.rule == "high_risk"} == expected
     assert all("转为高风险" in a.message_zh for a in alerts if a.rule == "high_risk")
-    _with_alert_settings(demo_ws, high=0.6)
+    _with_alert_settings(demo_ws, high_per_10k=20.0)

@@ -63,14 +63,27 @@ def test_semantic_problems_are_reported_together() -> None:
     text = (render_config("示范市")
             .replace('language = "zh"', 'language = "fr"')
             .replace("rollups = [9, 8, 7]", "rollups = [11, 8]")
-            .replace("high = 0.6", "high = 0.2"))
+            .replace("high_per_10k = 20.0", "high_per_10k = 1.5"))
     with pytest.raises(ConfigError) as info:
         load_config_text(text)
     message = str(info.value)
     assert "3 problems" in message
     assert "'city.language' is 'fr'" in message
     assert "'grid.rollups' is [11, 8]" in message
-    assert "0 < medium < high <= 1" in message
+    assert "0 < medium_per_10k < high_per_10k" in message
+
+
+def test_the_first_release_risk_keys_are_read_and_ignored() -> None:
+    """A workspace made by the first release keeps opening: its score weights, prior and
+    thresholds in [0, 1] gave way to the forecast's thresholds per 10k."""
+    old = ("[risk]\nwindow_days = 7\nprior_residents = 2000\n[risk.weights]\nincidence = 0.5\n"
+           "growth = 0.2\n[risk.grades]\nhigh = 0.6\nmedium = 0.3\n")
+    text = render_config("示范市")
+    start, end = text.index("[risk]"), text.index("[zones]")
+    config = load_config_text(text[:start] + old + text[end:])
+    assert config["risk"]["grades"] == {"high_per_10k": 20.0, "medium_per_10k": 2.0,
+                                        "high_min_expected": 1.0, "medium_min_expected": 0.25}
+    assert "weights" not in config["risk"] and "prior_residents" not in config["risk"]
 
 
 def test_syntax_error_names_the_line(tmp_path: Path) -> None:

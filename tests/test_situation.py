@@ -99,11 +99,12 @@ def test_viewer_reasons_follow_the_privacy_policy(demo, tmp_path: Path) -> None:
     try:
         viewer = CockpitState(demo, shared, role="viewer", lang="zh")
         planner = CockpitState(demo, shared, role="planner", lang="zh")
+        small = r"(?<![\d<.])[1-9](\.\d)? 例"  # a count or an expected count under 10
         text = " ".join(viewer.top10()["reason"])
-        assert not re.search(r"(?<![\d<])[1-9] 例", text), text
+        assert not re.search(small, text), text
         fine = " ".join(planner.top10()["reason"])
         assert "<10" in text  # the small demo's top ten has small counts ...
-        assert re.search(r"(?<![\d<])[1-9] 例", fine)  # ... which planners see exactly
+        assert re.search(small, fine)  # ... which planners see exactly
         demo.config_path.write_text(config.replace("suppress_below = 10",
                                                    "suppress_below = 1000"), encoding="utf-8")
         viewer.refresh()
@@ -139,18 +140,22 @@ def test_the_cache_on_disk_is_shared_between_processes(demo) -> None:
     assert third.day(third.end)["high_risk_communities"] == 1234
 
 
-def test_a_growth_ratio_of_small_counts_is_not_shown_to_viewers() -> None:
-    """×3.00 over 0 previous cases would give away 2 recent ones (worked out by hand)."""
+def test_small_counts_and_small_expected_counts_are_not_shown_to_viewers() -> None:
+    """2 recent cases and 1.4 expected from them would give the cases away (by hand)."""
     from twin.risk import reason
 
-    row = {"main_reason": "growth", "growth": 3.0, "growth_contrib": 0.2,
-           "cases_recent": 2, "cases_previous": 0}
+    row = {"main_reason": "own", "own": 1.4, "own_contrib": 0.2, "cases_recent": 2,
+           "cases_previous": 0}
     fine = reason(row, "zh")
     viewer = reason(row, "zh", suppress_below=10)
-    assert "×3.00" in fine and "2 例" in fine
-    assert "×" not in viewer and "<10 例" in viewer and "上升" in viewer
-    big = {**row, "cases_recent": 30, "cases_previous": 10}
-    assert "×3.00" in reason(big, "en", suppress_below=10)
+    assert "近7天 2 例" in fine and "预计 1.4 例" in fine
+    assert "1.4" not in viewer and "近7天 <10 例" in viewer and "预计 <10 例" in viewer
+    big = {**row, "own": 25.0, "cases_recent": 30}
+    assert "预计 25.0 例" in reason(big, "zh", suppress_below=10)
+    trend = {"main_reason": "trend", "trend": -1.5, "trend_contrib": -0.1,
+             "reproduction": 0.8}
+    assert "-1.5 expected" in reason(trend, "en")
+    assert "−<10 expected" in reason(trend, "en", suppress_below=10)
 
 
 def test_3d_buildings_only_when_zoomed_in_and_only_those_in_view(demo) -> None:

@@ -176,30 +176,42 @@ def _component_text(row: Mapping[str, Any], c: str, lang: str, horizon: int,
         return (str(int(value)) if suppress_below is None
                 else suppress_count(int(value), suppress_below))
 
+    def e(value: Any) -> str:  # an expected count: small ones would hint at small counts
+        v = float(value)
+        if suppress_below is not None and 0 < v < suppress_below:
+            return f"<{suppress_below}"
+        return f"{v:.1f}"
+
+    def signed(value: Any) -> str:
+        v = float(value)
+        if suppress_below is not None and 0 < abs(v) < suppress_below:
+            return f"{'+' if v > 0 else '−'}<{suppress_below}"
+        return f"{v:+.1f}"
+
     if c == "own":
         recent, prev = int(row["cases_recent"]), int(row["cases_previous"])
         if lang == "zh":
             return (f"本地病例 近{RECENT_DAYS}天 {n(recent)} 例、此前{RECENT_DAYS}天 "
-                    f"{n(prev)} 例 → 未来{horizon}天预计 {float(row['own']):.1f} 例"
+                    f"{n(prev)} 例 → 未来{horizon}天预计 {e(row['own'])} 例"
                     f"（贡献 {contrib:.2f}）")
         return (f"own cases: {n(recent)} in the last {RECENT_DAYS} days, {n(prev)} in the "
-                f"{RECENT_DAYS} before → {float(row['own']):.1f} expected in the next "
+                f"{RECENT_DAYS} before → {e(row['own'])} expected in the next "
                 f"{horizon} days (contributes {contrib:.2f})")
     if c == "neighbours":
         if lang == "zh":
             return (f"周边传播（相邻网格、片区与所在区的近期病例）→ 预计 "
-                    f"{float(row['neighbours']):.1f} 例（贡献 {contrib:.2f}）")
+                    f"{e(row['neighbours'])} 例（贡献 {contrib:.2f}）")
         return (f"spread from nearby cells, the area and the district → "
-                f"{float(row['neighbours']):.1f} expected (contributes {contrib:.2f})")
+                f"{e(row['neighbours'])} expected (contributes {contrib:.2f})")
     if c == "trend":
         r = float(row.get("reproduction", 1.0))
         part = float(row["trend"])
         if lang == "zh":
             way = "上升" if r > 1.05 else "下降" if r < 0.95 else "持平"
-            return (f"所在区趋势 再生数 R={r:.2f}（{way}）→ {part:+.1f} 例"
+            return (f"所在区趋势 再生数 R={r:.2f}（{way}）→ {signed(part)} 例"
                     f"（贡献 {contrib:+.2f}）")
         way = "rising" if r > 1.05 else "falling" if r < 0.95 else "flat"
-        return (f"district trend: R = {r:.2f} ({way}) → {part:+.1f} expected "
+        return (f"district trend: R = {r:.2f} ({way}) → {signed(part)} expected "
                 f"(contributes {contrib:+.2f})")
     share = 100 * float(row["vulnerable_share"])
     if lang == "zh":

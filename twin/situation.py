@@ -53,7 +53,7 @@ LOW_COVER_DAYS = 1.0
 #: Levels whose risk every date needs (the top ten and the default map).
 PRECOMPUTED_LEVELS: tuple[Any, ...] = ("community", 8)
 #: Bump when the layout of cached entries changes, so old caches are never read.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ class Situation:
                 return made[0]
             cfg = dict(self.config["risk"])
             return RiskTable(frame, facts.base if level == "cell" else level, day,
-                             int(cfg["window_days"]), cfg)
+                             int(cfg["horizon_days"]), cfg)
         return self._cached(("risk", level, day), make)
 
     # -- supply -------------------------------------------------------------------------
@@ -357,7 +357,10 @@ class Situation:
         Keys: ``date``; ``new_cases`` (today, last7, previous7); ``lockdown`` / ``control``
         (zones, residents, elderly); ``high_risk_communities``; ``beds`` (needed, capacity,
         occupancy); ``low_cover`` (rows, resources); ``top10``: rows with code, name, grade,
-        score and ``reason`` by language and privacy class (``reason["fine"|"viewer"][lang]``).
+        score, ``expected`` (new infections over the horizon, with ``lo90`` / ``hi90``) and
+        ``reason`` by language and privacy class (``reason["fine"|"viewer"][lang]``), by
+        score; ``top10_expected``: the same by expected infections; ``forecast``: the
+        city-wide forecast per day after ``date`` (date, expected, lo50, hi50, lo90, hi90).
         """
         day = self.clamp(date)
 
@@ -383,17 +386,42 @@ class Situation:
         low = self.low_cover(day)
         out["low_cover"] = {"rows": len(low),
                             "resources": sorted(set(low["resource"].astype(str)))}
-        rows = []
         below = self.privacy.suppress_below
-        for _, row in table.top(10).iterrows():
-            rows.append({
+
+        def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            return [{
                 "code": str(row["code"]), "name": str(row["name"]), "grade": str(row["grade"]),
                 "score": round(float(row["score"]), 2),
+                "expected": round(float(row["expected"]), 1),
+                "lo90": int(row["lo90"]), "hi90": int(row["hi90"]),
                 "reason": {"fine": {lang: table.reason(row, lang) for lang in ("zh", "en")},
                            "viewer": {lang: table.reason(row, lang, suppress_below=below)
-                                      for lang in ("zh", "en")}}})
-        out["top10"] = rows
+                                      for lang in ("zh", "en")}}}
+                for _, row in frame.iterrows()]
+        out["top10"] = rows(table.top(10))
+        out["top10_expected"] = rows(table.top(10, by="expected"))
+        out["forecast"] = self._forecast_days(day)
         return out
+
+    def _forecast_days(self, day: dt.date) -> list[dict[str, Any]]:
+        from twin.forecast import forecast
+
+        assert self.facts is not None
+        fc = forecast(self.facts, day, horizon=int(self.config["risk"]["horizon_days"]))
+        return [{"date": r["date"].isoformat(), "expected": round(float(r["expected"]), 1),
+                 **{k: int(r[k]) for k in ("lo50", "hi50", "lo90", "hi90")}}
+                for _, r in fc.daily("city").iterrows()]
+
+    def forecast(self, date: Any) -> pd.DataFrame:
+        """The city-wide forecast per day after ``date``: ``expected`` with ``lo50``,
+        ``hi50``, ``lo90``, ``hi90``, indexed by date (empty without facts)."""
+        columns = ["expected", "lo50", "hi50", "lo90", "hi90"]
+        if self.facts is None:
+            return pd.DataFrame(columns=columns)
+        rows = self.day(date).get("forecast", [])
+        frame = pd.DataFrame(rows, columns=["date", *columns])
+        frame.index = pd.to_datetime(frame.pop("date"))
+        return frame
 
     def dispatch_routes(self, date: Any) -> Any:
         """The dispatch plan's routes for the zones active on ``date`` (None: nothing to
