@@ -19,212 +19,132 @@ from twin import Workspace
 from twin.cli import risk as risk_cli
 from twin.cli._common import TwinGroup
 from twin.facts import Facts
-from twin.risk import (
-    COMPONENTS,
-    COUNTED_STATUSES,
-    CROWDED_KINDS,
-    EXPOSURE_HALF,
-    GROWTH_FULL,
-    INCIDENCE_HALF,
-    VULNERABLE_FULL,
-    RiskError,
-    explain,
-    grade,
-    prior_rates,
-    risk,
-    score,
-)
+from twin.risk import COMPONENTS, COUNTED_STATUSES, RiskError, explain, grade, risk, score
 
-DEFAULTS = {"window_days": 7, "prior_residents": 2000,
-            "weights": {"incidence": 0.5, "growth": 0.2, "vulnerable": 0.15, "exposure": 0.15},
-            "grades": {"high": 0.6, "medium": 0.3}}
-
-
-def units(rows: list[dict[str, float]], district: str | list[str] = "D") -> pd.DataFrame:
-    """A frame of base units with prior rates from their districts."""
-    frame = pd.DataFrame(rows)
-    for column in ("age_65_plus", "elderly_living_alone", "exposure", "cases_previous"):
-        if column not in frame:
-            frame[column] = 0.0
-    frame["district_code"] = district
-    return frame.join(prior_rates(frame))
+DEFAULTS = {"horizon_days": 7, "vulnerable_weight": 1.0, "min_residents": 50,
+            "grades": {"high_per_10k": 20.0, "medium_per_10k": 2.0, "high_min_expected": 1.0,
+                       "medium_min_expected": 0.25}}
 
 
 # == hand-worked answers ======================================================================
 def test_known_answer_every_component() -> None:
-    """8,000 residents, 50 cases this week and none before, prior 0 (worked by hand).
+    """5,000 residents, 10 infections expected (6 own, 5 neighbours, −1 trend), 1,000 aged
+    65+ of whom 250 live alone (worked by hand).
 
-    rate_7 = rate_14 = 50 / (8000 + 2000) × 10⁴ = 50 → incidence (50 + 50/2) / 2 = 37.5,
-    normalised 37.5 / 87.5; growth 51 → 1; vulnerable (1600 + 400) / 8000 = 0.25 → 0.5;
-    exposure 2 → 2 / (2 + 2) = 0.5. Score 0.5·3/7 + 0.2 + 0.15·0.5 + 0.15·0.5 = 0.5643.
+    vulnerable share (1000 + 250) / 5000 = 0.25 → weighted 10 × 1.25 = 12.5 → 25 per 10k
+    → score 25 / (25 + 20) = 5/9, high (≥ 20 per 10k, ≥ 1 expected). Contributions
+    are the parts over 12.5 times 5/9: own 6, neighbours 5, trend −1, vulnerable 2.5.
     """
-    frame = pd.DataFrame([{"residents": 8000.0, "cases_recent": 50, "cases_previous": 0,
-                           "prior_rate_recent": 0.0, "prior_rate_2w": 0.0,
-                           "age_65_plus": 1600.0, "elderly_living_alone": 400.0,
-                           "exposure": 2.0}])
+    frame = pd.DataFrame([{"residents": 5000.0, "expected": 10.0, "own": 6.0,
+                           "neighbours": 5.0, "trend": -1.0, "age_65_plus": 1000.0,
+                           "elderly_living_alone": 250.0, "cases_recent": 8,
+                           "cases_previous": 4, "lo90": 4, "hi90": 18, "reproduction": 0.9}])
     row = score(frame, DEFAULTS).iloc[0]
-    assert INCIDENCE_HALF == 50 and GROWTH_FULL == 4 and VULNERABLE_FULL == 0.5
-    assert EXPOSURE_HALF == 2
-    assert row["incidence"] == pytest.approx(37.5)
-    assert row["incidence_norm"] == pytest.approx(3 / 7)
-    assert row["growth"] == pytest.approx(51) and row["growth_norm"] == 1
-    assert row["vulnerable"] == pytest.approx(0.25) and row["vulnerable_norm"] == 0.5
-    assert row["exposure_norm"] == pytest.approx(0.5)
-    assert row["incidence_contrib"] == pytest.approx(0.5 * 3 / 7)
-    assert row["score"] == pytest.approx(0.5 * 3 / 7 + 0.2 + 0.075 + 0.075)
-    assert row["grade"] == "medium" and row["grade_zh"] == "中风险"
-    assert row["main_reason"] == "incidence"
+    s = 5 / 9
+    assert row["vulnerable_share"] == pytest.approx(0.25)
+    assert row["weighted_per_10k"] == pytest.approx(25.0)
+    assert row["expected_per_10k"] == pytest.approx(20.0)
+    assert row["score"] == pytest.approx(s)
+    for c, part in (("own", 6), ("neighbours", 5), ("trend", -1), ("vulnerable", 2.5)):
+        assert row[f"{c}_contrib"] == pytest.approx(s * part / 12.5), c
+    assert row["grade"] == "high" and row["grade_zh"] == "高风险"
+    assert row["main_reason"] == "own"
     en = explain(row, "en")
-    assert en.startswith("medium risk, score 0.56: incidence 37.5 per 10k")
-    assert "contributes 0.21" in en and "growth ×51.00" in en and "vulnerable 25%" in en
+    assert en.startswith("high risk, score 0.56: 10.0 new infections expected in the next 7 "
+                         "days (90% interval 4–18), 25.0 per 10k severity-weighted; own "
+                         "cases: 8 in the last 7 days, 4 in the 7 before → 6.0 expected")
+    assert "R = 0.90 (falling) → -1.0 expected (contributes -0.04)" in en
     zh = explain(row, "zh")
-    assert zh.startswith("中风险，得分 0.56：发病率 每万人 37.5") and "贡献 0.21" in zh
+    assert zh.startswith("高风险，得分 0.56：未来7天预计新增 10.0 例（90% 区间 4–18）")
+    assert "所在区趋势 再生数 R=0.90（下降）" in zh
 
 
-def test_known_ranking_with_district_prior() -> None:
-    """Three compounds of one district, ranked by hand.
-
-    District: 10,010 residents, 41 cases this week, 51 in two weeks, so r_7 = 41/10010 and
-    r_14 = 51/10010. A (8,000 residents, 40 + 10 cases) is the outbreak: ~43 per 10k.
-    B (10 residents, 1 case) has the highest raw rate (1,000 per 10k) but is shrunk to
-    (1 + 2000·r_7)/2010 ≈ 45.7 and (1 + 2000·r_14)/2010 ≈ 55.7 → 36.8 per 10k.
-    C (2,000 residents, no case) has only the prior: (2000·r_7/4000 + 2000·r_14/4000/2)/2.
-    """
-    frame = units([
-        {"residents": 8000.0, "cases_recent": 40, "cases_previous": 10},
-        {"residents": 10.0, "cases_recent": 1, "cases_previous": 0},
-        {"residents": 2000.0, "cases_recent": 0, "cases_previous": 0},
-    ])
+def test_a_fraction_of_a_case_among_few_residents_is_not_high() -> None:
+    """A park with no residents and 0.01 expected: its rate is taken over 50 residents
+    (2 per 10k) and it needs 0.25 expected for medium: low. A compound of 40 with 1.2
+    expected (300 per 10k over 50) is high."""
+    frame = pd.DataFrame([{"residents": 0.0, "expected": 0.01, "own": 0.01},
+                          {"residents": 40.0, "expected": 1.2, "own": 1.2}])
     out = score(frame, DEFAULTS)
-    r7, r14 = 41 / 10010, 51 / 10010
-
-    def incidence(res: float, c7: int, c14: int) -> float:
-        return ((c7 + 2000 * r7) / (res + 2000) * 1e4
-                + (c14 + 2000 * r14) / (res + 2000) * 1e4 / 2) / 2
-
-    expected = [incidence(8000, 40, 50), incidence(10, 1, 1), incidence(2000, 0, 0)]
-    assert out["incidence"].tolist() == pytest.approx(expected)
-    assert expected[0] > expected[1] > expected[2]
-    growth = [math.log2(41 / 11) / 2, math.log2(2) / 2, 0.0]
-    assert out["growth_norm"].tolist() == pytest.approx(growth)
-    expected_score = [0.5 * i / (i + 50) + 0.2 * g for i, g in zip(expected, growth,
-                                                                   strict=True)]
-    assert out["score"].tolist() == pytest.approx(expected_score)
-    assert list(np.argsort(-out["score"].to_numpy())) == [0, 1, 2]
+    assert out["weighted_per_10k"].tolist() == pytest.approx([2.0, 240.0])
+    assert out["grade"].tolist() == ["low", "high"]
+    assert np.isfinite(out[[f"{c}_contrib" for c in COMPONENTS]].to_numpy(float)).all()
 
 
-def test_no_residents_uses_the_prior() -> None:
-    """A unit without residents: incidence = prior + cases/α per 10k, no NaN, vulnerable 0."""
-    frame = pd.DataFrame([{"residents": 0.0, "cases_recent": 1, "cases_previous": 0,
-                           "prior_rate_recent": 0.001, "prior_rate_2w": 0.002}])
-    row = score(frame, DEFAULTS).iloc[0]
-    rate7 = 0.001 * 1e4 + 1 / 2000 * 1e4  # 10 + 5
-    rate14 = 0.002 * 1e4 + 1 / 2000 * 1e4  # 20 + 5
-    assert row["incidence"] == pytest.approx((rate7 + rate14 / 2) / 2)
-    assert row["vulnerable"] == 0 and row["exposure"] == 0
-    assert np.isfinite(row[[f"{c}_contrib" for c in COMPONENTS]].to_numpy(float)).all()
-
-
-def test_prior_rates_fall_back_to_the_city() -> None:
-    frame = pd.DataFrame({"residents": [1000.0, 0.0, 500.0], "cases_recent": [4, 2, 0],
-                          "cases_previous": [0, 0, 3], "district_code": ["A", "B", None]})
-    prior = prior_rates(frame)
-    # A has its own rate; B has no residents and the third no district: the city's rate.
-    assert prior["prior_rate_recent"].tolist() == pytest.approx([4 / 1000, 6 / 1500, 6 / 1500])
-    assert prior["prior_rate_2w"].tolist() == pytest.approx([4 / 1000, 9 / 1500, 9 / 1500])
-
-
-def test_weights_are_normalised_and_thresholds_are_read() -> None:
-    frame = pd.DataFrame([{"residents": 100.0, "cases_recent": 3, "cases_previous": 0,
-                           "prior_rate_recent": 0.0, "prior_rate_2w": 0.0}])
-    doubled = {**DEFAULTS, "weights": {k: 2 * v for k, v in DEFAULTS["weights"].items()}}
-    assert score(frame, doubled)["score"].iloc[0] == pytest.approx(
-        score(frame, DEFAULTS)["score"].iloc[0])
-    only_growth = {**DEFAULTS, "weights": {"incidence": 0, "growth": 1, "vulnerable": 0,
-                                           "exposure": 0}, "grades": {"high": 0.9,
-                                                                      "medium": 0.5}}
-    row = score(frame, only_growth).iloc[0]
-    assert row["score"] == pytest.approx(1.0) and row["grade"] == "high"
-    with pytest.raises(RiskError):
-        score(frame, {**DEFAULTS, "weights": dict.fromkeys(COMPONENTS, 0)})
+def test_thresholds_are_read_and_checked() -> None:
+    frame = pd.DataFrame([{"residents": 10_000.0, "expected": 5.0, "own": 5.0}])
+    assert score(frame, DEFAULTS)["grade"].iloc[0] == "medium"  # 5 per 10k
+    low_bar = {**DEFAULTS, "grades": {**DEFAULTS["grades"], "high_per_10k": 4.0}}
+    assert score(frame, low_bar)["grade"].iloc[0] == "high"
+    assert score(frame, low_bar)["score"].iloc[0] == pytest.approx(5 / 9)
+    no_weight = {**DEFAULTS, "vulnerable_weight": 0.0}
+    old = pd.DataFrame([{**frame.iloc[0].to_dict(), "age_65_plus": 5000.0}])
+    assert score(old, no_weight)["weighted_per_10k"].iloc[0] == pytest.approx(5.0)
+    assert score(old, DEFAULTS)["weighted_per_10k"].iloc[0] == pytest.approx(7.5)
+    with pytest.raises(RiskError, match="medium_per_10k < high_per_10k"):
+        score(frame, {**DEFAULTS, "grades": {**DEFAULTS["grades"], "medium_per_10k": 30.0}})
+    with pytest.raises(RiskError, match="vulnerable_weight"):
+        score(frame, {**DEFAULTS, "vulnerable_weight": -1.0})
 
 
 # == properties ===============================================================================
 unit_rows = st.lists(st.fixed_dictionaries({
-    "residents": st.floats(0, 50_000), "cases_recent": st.integers(0, 500),
-    "cases_previous": st.integers(0, 500), "age_65_plus": st.floats(0, 1),
-    "elderly_living_alone": st.floats(0, 1), "exposure": st.floats(0, 50),
+    "residents": st.floats(0, 50_000), "own": st.floats(0, 200),
+    "neighbours": st.floats(0, 200), "trend_share": st.floats(-0.9, 3),
+    "age_65_plus": st.floats(0, 1), "elderly_living_alone": st.floats(0, 1),
 }), min_size=1, max_size=8)
-weights = st.fixed_dictionaries({c: st.floats(0, 10) for c in COMPONENTS}).filter(
-    lambda w: sum(w.values()) > 0.01)
 
 
-def _scaled(rows: list[dict[str, float]]) -> list[dict[str, float]]:
-    """Age groups as shares of residents (they never exceed residents)."""
-    return [{**r, "age_65_plus": r["age_65_plus"] * r["residents"],
-             "elderly_living_alone": r["elderly_living_alone"] * r["age_65_plus"]
-             * r["residents"]} for r in rows]
+def _frame(rows: list[dict[str, float]]) -> pd.DataFrame:
+    """Parts that sum to expected; age groups as shares of residents."""
+    out = []
+    for r in rows:
+        base = r["own"] + r["neighbours"]
+        trend = base * r["trend_share"]
+        out.append({"residents": r["residents"], "own": r["own"],
+                    "neighbours": r["neighbours"], "trend": trend, "expected": base + trend,
+                    "age_65_plus": r["age_65_plus"] * r["residents"],
+                    "elderly_living_alone": r["elderly_living_alone"] * r["age_65_plus"]
+                    * r["residents"]})
+    return pd.DataFrame(out)
 
 
-@settings(max_examples=60, deadline=None)
-@given(unit_rows, weights, st.lists(st.sampled_from("AB"), min_size=8, max_size=8))
-def test_score_is_always_in_unit_interval(rows: list[dict[str, float]],
-                                          w: dict[str, float], districts: list[str]) -> None:
-    frame = units(_scaled(rows), districts[:len(rows)])
-    out = score(frame, {**DEFAULTS, "weights": w})
-    assert ((out["score"] >= 0) & (out["score"] <= 1)).all()
-    for c in COMPONENTS:
-        assert ((out[f"{c}_norm"] >= 0) & (out[f"{c}_norm"] <= 1)).all()
+@settings(max_examples=80, deadline=None)
+@given(unit_rows)
+def test_scores_rank_like_weighted_rates_and_contributions_sum(rows) -> None:
+    out = score(_frame(rows), DEFAULTS)
+    assert ((out["score"] >= 0) & (out["score"] < 1)).all()
     assert out[[f"{c}_contrib" for c in COMPONENTS]].sum(axis=1).to_numpy() == pytest.approx(
-        out["score"].to_numpy())
+        out["score"].to_numpy(), abs=1e-9)
+    order_score = np.argsort(-out["score"].to_numpy(), kind="stable")
+    rates = out["weighted_per_10k"].to_numpy()
+    assert (np.diff(rates[order_score]) <= 1e-9 * (1 + rates.max())).all()
 
 
-@settings(max_examples=60, deadline=None)
-@given(unit_rows, st.data(), st.integers(1, 200),
-       st.lists(st.sampled_from("AB"), min_size=8, max_size=8))
-def test_adding_recent_cases_never_lowers_the_score(rows: list[dict[str, float]],
-                                                    data: st.DataObject, added: int,
-                                                    districts: list[str]) -> None:
-    """More cases in the recent window (district rate recomputed) never lower a score."""
+@settings(max_examples=80, deadline=None)
+@given(unit_rows, st.data(), st.floats(0.01, 100))
+def test_more_expected_infections_never_lower_the_score(rows, data, more: float) -> None:
     i = data.draw(st.integers(0, len(rows) - 1))
-    before = score(units(_scaled(rows), districts[:len(rows)]), DEFAULTS)
-    more = [dict(r) for r in rows]
-    more[i]["cases_recent"] += added
-    after = score(units(_scaled(more), districts[:len(rows)]), DEFAULTS)
+    before = score(_frame(rows), DEFAULTS)
+    bigger = [dict(r) for r in rows]
+    bigger[i]["own"] += more
+    after = score(_frame(bigger), DEFAULTS)
     assert after["score"].iloc[i] >= before["score"].iloc[i] - 1e-12
-    assert after["incidence"].iloc[i] > before["incidence"].iloc[i]
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.floats(1, 50), st.integers(2, 200), st.floats(1, 20), st.floats(0, 0.5))
-def test_shrinkage_one_case_among_few_scores_below_many_among_many(
-        few: float, many: int, background_k: float, elderly: float) -> None:
-    """1 case among ``few`` residents vs ``many`` cases among ``many × few``: same raw rate.
-
-    A case-free background (``background_k`` × 1000 residents) keeps the district rate below
-    the raw rate, so shrinkage pulls the small unit down more.
-    """
-    background = 1000 * background_k
-    rows = [{"residents": few, "cases_recent": 1, "age_65_plus": elderly * few},
-            {"residents": few * many, "cases_recent": many,
-             "age_65_plus": elderly * few * many},
-            {"residents": background, "cases_recent": 0,
-             "age_65_plus": elderly * background}]
-    frame = units(rows)
-    assert frame["prior_rate_recent"].iloc[0] < 1 / few
-    out = score(frame, DEFAULTS)
-    assert out["incidence"].iloc[0] < out["incidence"].iloc[1]
-    assert out["score"].iloc[0] < out["score"].iloc[1]
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.floats(0, 1), min_size=1, max_size=20), st.floats(0.01, 0.98),
-       st.floats(0.01, 0.99))
-def test_grades_follow_thresholds(scores: list[float], medium: float, gap: float) -> None:
-    high = medium + gap * (1 - medium)
-    grades = {"high": high, "medium": medium}
-    for s, g in zip(scores, grade(np.array(scores), grades), strict=True):
-        assert g == ("high" if s >= high else "medium" if s >= medium else "low")
+@given(st.lists(st.floats(0, 500), min_size=1, max_size=20),
+       st.lists(st.floats(0, 50), min_size=20, max_size=20), st.floats(0.1, 50),
+       st.floats(1.01, 20))
+def test_grades_follow_thresholds(rates, expected, medium: float, factor: float) -> None:
+    high = medium * factor
+    grades = {"high_per_10k": high, "medium_per_10k": medium, "high_min_expected": 1.0,
+              "medium_min_expected": 0.25}
+    for x, n, g in zip(rates, expected, grade(np.array(rates), grades,
+                                              np.array(expected[:len(rates)])), strict=False):
+        want = ("high" if x >= high and n >= 1 else "medium" if x >= medium and n >= 0.25
+                else "low")
+        assert g == want
 
 
 # == the demo city, end to end ================================================================
@@ -240,42 +160,38 @@ def test_demo_city_every_level(demo_ws: Workspace) -> None:
     cases = facts.cases(facts.base)
     counted = cases[cases["status"].isin(COUNTED_STATUSES)]
     last = pd.Timestamp(counted["date"].max()).date()
-    window = demo_ws.config["risk"]["window_days"]
-    start = pd.Timestamp(last - dt.timedelta(days=window - 1))
+    start = pd.Timestamp(last - dt.timedelta(days=6))
     recent_total = counted.loc[counted["date"] >= start, "n"].sum()
     before = counted.loc[(counted["date"] < start)
-                         & (counted["date"] >= start - pd.Timedelta(days=window)), "n"].sum()
+                         & (counted["date"] >= start - pd.Timedelta(days=7)), "n"].sum()
+    expected_total = None
     for level in ("cell", 9, "8", 7, "community", "street", "district"):
         table = risk(facts, level=level)
         frame = table.frame
         assert table.date == last
-        assert len(frame) == len(facts.read(table.level, columns=["residents"],
-                                            start=start - pd.Timedelta(days=window), end=last))
+        assert len(frame) == len(facts.read(table.level, columns=["residents"]))
         assert frame["score"].between(0, 1).all()
         assert frame["score"].is_monotonic_decreasing
         assert frame["cases_recent"].sum() == recent_total, level
         assert frame["cases_previous"].sum() == before, level
+        # the forecast is conserved over levels (cells outside every unit aside)
+        if expected_total is None:
+            expected_total = frame["expected"].sum()
+        elif isinstance(table.level, int):
+            assert frame["expected"].sum() == pytest.approx(expected_total), level
+        else:
+            assert frame["expected"].sum() <= expected_total + 1e-6
+        assert (frame["own"] + frame["neighbours"] + frame["trend"]).to_numpy() == \
+            pytest.approx(frame["expected"].to_numpy(), abs=1e-9)
+        bounds = frame[["lo90", "lo50", "median", "hi50", "hi90"]].to_numpy()
+        assert (np.diff(bounds, axis=1) >= 0).all(), level
         assert set(frame["grade"]) <= {"high", "medium", "low"}
         assert sum(table.counts().values()) == len(frame)
         assert frame[[f"{c}_contrib" for c in COMPONENTS]].notna().all().all()
         first = table.explain(frame.iloc[0], "en")
         assert first.startswith(frame["grade_en"].iloc[0]) and "contributes" in first
-    # Communities shrink towards their district's rate; districts towards the city's.
-    base = risk(facts, level="cell").frame
-    communities = risk(facts, level="community").frame
-    rates = base.groupby("district_code")["prior_rate_recent"].first()
-    district_of = facts.static("community", ["residents"]).set_index("code")["parent_code"]
-    street_parent = facts.static("street", ["residents"]).set_index("code")["parent_code"]
-    expected = communities["code"].map(district_of).map(street_parent).map(rates)
-    assert communities["prior_rate_recent"].to_numpy() == pytest.approx(expected.to_numpy())
-    city = risk(facts, level="district").frame["prior_rate_recent"]
-    assert city.to_numpy() == pytest.approx(recent_total / base["residents"].sum())
-    # A cell holding a crowded facility is exposed to it.
-    static = facts.static(facts.base, [f"fac_{k}_n" for k in CROWDED_KINDS])
-    crowded = static.loc[static[[f"fac_{k}_n" for k in CROWDED_KINDS if k != "pharmacy"]]
-                         .sum(axis=1) > 0, "cell"]
-    exposed = base.set_index("cell").loc[crowded.to_numpy(), "exposure"]
-    assert (exposed >= 0.25).all() and len(exposed) > 0
+    by_expected = risk(facts, level="community").top(5, by="expected")
+    assert by_expected["expected"].is_monotonic_decreasing
     # An earlier date, and errors.
     early = risk(facts, level="community", date="2026-04-05")
     assert early.date == dt.date(2026, 4, 5)
@@ -283,6 +199,8 @@ def test_demo_city_every_level(demo_ws: Workspace) -> None:
         risk(facts, level="nowhere")
     with pytest.raises(RiskError):
         risk(facts, date="2026-02-30")
+    with pytest.raises(RiskError, match="no resolution 5"):
+        risk(facts, level=5)
 
 
 def _cli() -> click.Group:
@@ -299,6 +217,7 @@ def test_cli_risk(demo_ws: Workspace, tmp_path: Path) -> None:
     lines = text.output.splitlines()
     assert lines[0].startswith("risk 风险 · level community")
     assert "得分 score" in lines[1] and "主要原因 main reason" in lines[1]
+    assert "预计 expected" in lines[1]
     assert len(lines) == 2 + 1 + 3
 
     out_csv = tmp_path / "risk.csv"
