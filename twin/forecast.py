@@ -406,6 +406,9 @@ def _fit(series: CaseSeries, t: int, horizon: int, rng_seed: int = 0
     if y.sum() <= 0 or len(y) < 2 * len(FEATURES):
         return default, train
     n_f = len(FEATURES)
+    # the terms in y alone, per distinct outcome (a few dozen values, most rows 0)
+    values, where = np.unique(y, return_inverse=True)
+    weight_of = np.bincount(where, weights=wt, minlength=len(values))
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         c = np.exp(theta[:n_f])
@@ -418,11 +421,12 @@ def _fit(series: CaseSeries, t: int, horizon: int, rng_seed: int = 0
         grad[:n_f] = ((wt * dmu * m)[:, None] * x).sum(axis=0) * c
         clipped = (m <= 1 / _M_CLIP) | (m >= _M_CLIP)
         grad[n_f] = float(np.sum(wt * dmu * np.where(clipped, 0.0, m * base * rate * horizon)))
-        dk = (special.digamma(y + k) - special.digamma(k) + math.log(k) + 1
-              - np.log(k + mu) - (k + y) / (k + mu))
-        grad[n_f + 1] = float(np.sum(wt * dk)) * k
-        ll = float(np.sum(wt * (special.gammaln(y + k) - special.gammaln(k) + k * math.log(k)
-                                - (k + y) * np.log(k + mu) + y * np.log(mu))))
+        log_k_mu = np.log(k + mu)
+        by_value = weight_of @ (special.digamma(values + k) - special.digamma(k))
+        dk = by_value + float(np.sum(wt * (math.log(k) + 1 - log_k_mu - (k + y) / (k + mu))))
+        grad[n_f + 1] = dk * k
+        ll = float(weight_of @ (special.gammaln(values + k) - special.gammaln(k))
+                   + np.sum(wt * (k * math.log(k) - (k + y) * log_k_mu + y * np.log(mu))))
         scale = float(wt.sum())
         # the prior on γ, as if worth this many rows' likelihood
         ll -= 0.5 * (gamma - DEFAULT_GAMMA) ** 2 / GAMMA_PRIOR_SD ** 2 * _PRIOR_ROWS
@@ -432,8 +436,11 @@ def _fit(series: CaseSeries, t: int, horizon: int, rng_seed: int = 0
     start = np.concatenate([np.log([DEFAULT_COEFFICIENTS[f] for f in FEATURES]),
                             [DEFAULT_GAMMA, math.log(DEFAULT_DISPERSION)]])
     bounds = [(-12.0, 3.0)] * n_f + [(0.0, 1.5), (math.log(0.05), math.log(1e3))]
-    found = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                              options={"maxiter": 200, "ftol": 1e-7})
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        found = optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
+                                  bounds=bounds, options={"maxiter": 200, "ftol": 1e-7})
     theta = found.x
     return _Fit(np.exp(theta[:n_f]), float(theta[n_f]), float(math.exp(theta[n_f + 1])),
                 tuple(origins), True), train
