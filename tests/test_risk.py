@@ -170,7 +170,10 @@ def test_demo_city_every_level(demo_ws: Workspace) -> None:
         assert table.date == last
         assert len(frame) == len(facts.read(table.level, columns=["residents"]))
         assert frame["score"].between(0, 1).all()
-        assert frame["score"].is_monotonic_decreasing
+        rank = frame["grade"].map({"high": 0, "medium": 1, "low": 2})
+        assert rank.is_monotonic_increasing
+        for _, scores in frame.groupby(rank)["score"]:
+            assert scores.is_monotonic_decreasing
         assert frame["cases_recent"].sum() == recent_total, level
         assert frame["cases_previous"].sum() == before, level
         # the forecast is conserved over levels (cells outside every unit aside)
@@ -238,3 +241,21 @@ def test_cli_risk(demo_ws: Workspace, tmp_path: Path) -> None:
     bad_json = runner.invoke(_cli(), ["risk", root, "--date", "x", "--json"])
     assert json.loads(bad_json.stdout)["error"]["type"] == "RiskError"
     assert runner.invoke(_cli(), ["risk", root, "--level", "parish"]).exit_code == 2
+
+
+def test_the_top_ten_lists_grades_first() -> None:
+    """A park's high rate with half an expected case is medium: it comes after every high."""
+    from twin.risk import RiskTable
+
+    frame = score(pd.DataFrame([
+        {"residents": 40.0, "expected": 0.5, "own": 0.5},      # 125 per 10k, under 1 case
+        {"residents": 5000.0, "expected": 12.0, "own": 12.0},  # 24 per 10k: high
+        {"residents": 5000.0, "expected": 30.0, "own": 30.0},  # 60 per 10k: high
+    ]), DEFAULTS).sort_values("score", ascending=False)
+    table = RiskTable(frame.reset_index(drop=True), "community", dt.date(2026, 4, 1), 7,
+                      DEFAULTS)
+    assert table.frame["grade"].tolist() == ["medium", "high", "high"]  # by score alone
+    assert table.top(3)["expected"].tolist() == [30.0, 12.0, 0.5]
+    assert table.top(2, by="expected")["expected"].tolist() == [30.0, 12.0]
+    with pytest.raises(RiskError, match="cannot sort"):
+        table.top(3, by="name")

@@ -5,7 +5,8 @@ The risk of a unit comes from :mod:`twin.forecast`: ``expected`` is the unit's e
 infections over the next ``risk.horizon_days`` (7) days, fitted on the workspace's own history
 up to the scoring date. The forecast splits it into what comes from the unit's **own** recent
 infections, from its **neighbours** (the cells one and two H3 steps away, the area around
-and the district's level) and from the district's **trend** (the renewal-equation
+and the district's level; "spread from around" in the reasons) and from the district's
+**trend** (the renewal-equation
 reproduction number: positive when rising, negative when falling). The **vulnerable** part
 weighs it for severity: residents aged 65+ (those living alone counted twice) fall ill more
 gravely, so::
@@ -199,10 +200,9 @@ def _component_text(row: Mapping[str, Any], c: str, lang: str, horizon: int,
                 f"{horizon} days (contributes {contrib:.2f})")
     if c == "neighbours":
         if lang == "zh":
-            return (f"周边传播（相邻网格、片区与所在区的近期病例）→ 预计 "
-                    f"{e(row['neighbours'])} 例（贡献 {contrib:.2f}）")
-        return (f"spread from nearby cells, the area and the district → "
-                f"{e(row['neighbours'])} expected (contributes {contrib:.2f})")
+            return f"周边传播 → 预计 {e(row['neighbours'])} 例（贡献 {contrib:.2f}）"
+        return (f"spread from around → {e(row['neighbours'])} expected "
+                f"(contributes {contrib:.2f})")
     if c == "trend":
         r = float(row.get("reproduction", 1.0))
         part = float(row["trend"])
@@ -262,7 +262,8 @@ class RiskTable:
     ``expected_per_10k``, ``vulnerable_share`` and ``weighted_per_10k``; for each component
     (``own``, ``neighbours``, ``trend``, ``vulnerable``) its part of the weighted expected
     infections and ``<component>_contrib``; ``score`` in [0, 1); ``grade`` (high/medium/low),
-    ``grade_zh``, ``grade_en``; ``main_reason``. Sorted by score, highest first.
+    ``grade_zh``, ``grade_en``; ``main_reason``. Sorted by grade, then by score (highest
+    first): a high rate under a grade's minimum of expected infections comes after it.
     ``window_days`` is the forecast horizon.
     """
 
@@ -281,9 +282,11 @@ class RiskTable:
         return len(self.frame)
 
     def top(self, n: int = 10, by: str = "score") -> pd.DataFrame:
-        """The ``n`` rows with the highest ``by`` (``score`` or ``expected``)."""
+        """The ``n`` highest-risk rows: by grade, then score (a unit with a high rate but
+        under a grade's minimum of expected infections comes after that grade), or the
+        ``n`` with the highest ``by`` (``expected``, ``weighted_per_10k``)."""
         if by == "score":
-            return self.frame.head(n)
+            return self.frame.iloc[risk_order(self.frame)[:n]]
         if by not in ("expected", "weighted_per_10k", "cases_recent"):
             raise RiskError(f"cannot sort risk by {by!r}; use score or expected")
         return self.frame.sort_values(by, ascending=False, kind="stable").head(n)
@@ -388,6 +391,12 @@ def risk(facts: Facts, *, level: Level = "community", date: str | dt.date | None
            else _last_case_date(facts))
     horizon = int(cfg["horizon_days"])
     fc = forecast(facts, day, horizon=horizon)
-    scored = risk_frame(fc, facts, lvl, cfg).sort_values("score", ascending=False,
-                                                         kind="stable")
+    scored = risk_frame(fc, facts, lvl, cfg)
+    scored = scored.iloc[risk_order(scored)]
     return RiskTable(scored.reset_index(drop=True), lvl, day, horizon, cfg)
+
+
+def risk_order(frame: pd.DataFrame) -> np.ndarray:
+    """Positions of ``frame``'s rows from the highest risk: by grade, then by score."""
+    rank = frame["grade"].map({"high": 0, "medium": 1, "low": 2}).to_numpy()
+    return np.lexsort((-frame["score"].to_numpy(), rank))
