@@ -201,8 +201,7 @@ class Cockpit(pn.viewable.Viewer):
         self._fan = ColumnDataSource({"date": [], "expected": [], "lo50": [], "hi50": [],
                                       "lo90": [], "hi90": []})
         self._fig = self._figure()
-        self._chart = pn.pane.Bokeh(self._fig, sizing_mode="stretch_both", min_height=150,
-                                    css_classes=["ct-trend"])
+        self._chart = pn.pane.Bokeh(self._fig, sizing_mode="stretch_both", min_height=150)
         self._top10 = pn.pane.HTML("", css_classes=["ct-top10"], sizing_mode="stretch_both",
                                    stylesheets=[STYLES])
         self._alerts = pn.pane.HTML("", css_classes=["ct-alerts"], sizing_mode="stretch_width",
@@ -231,6 +230,7 @@ class Cockpit(pn.viewable.Viewer):
     def _figure(self) -> Any:
         lang = self.state.lang
         fig = figure(x_axis_type="datetime", toolbar_location=None, sizing_mode="stretch_both",
+                     css_classes=["ct-trend-plot"],
                      background_fill_color="#111726", border_fill_color="#111726",
                      title=label("trend", lang))
         bars = fig.vbar(x="date", top="new", width=86_400_000 * 0.8, source=self._source,

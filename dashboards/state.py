@@ -226,6 +226,15 @@ class CockpitState(param.Parameterized):
             return f"<{self._below()}"
         return f"{value:.1f}"
 
+    def _interval_text(self, lo: int, hi: int) -> str:
+        """A 90 % interval as this role may read it."""
+        below = self._below()
+        if self.fine:
+            return f"{lo}–{hi}"
+        if hi < below:
+            return f"<{below}" if hi > 0 else "0"
+        return f"{f'<{below}' if 0 < lo < below else lo}–{hi}"
+
     def _high_threshold(self) -> float:
         return float(self.workspace.config["risk"]["grades"]["high_per_10k"])
 
@@ -251,8 +260,7 @@ class CockpitState(param.Parameterized):
             "grade": [grades[r["grade"]][0 if self.lang == "zh" else 1] for r in rows],
             "score": [r["score"] for r in rows],
             "expected": [self._expected_text(r["expected"]) for r in rows],
-            "interval": [f"{r['lo90']}–{r['hi90']}" if self.fine or r["hi90"] >= self._below()
-                         else f"<{self._below()}" for r in rows],
+            "interval": [self._interval_text(r["lo90"], r["hi90"]) for r in rows],
             "reason": [r["reason"][privacy][self.lang] for r in rows]},
             columns=["code", "name", "grade_key", "grade", "score", "expected", "interval",
                      "reason"])

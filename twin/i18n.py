@@ -102,7 +102,7 @@ DASHBOARD: dict[str, tuple[str, str]] = {
     "refused": ("无权访问", "Access refused"),
     "no_facts": ("工作空间尚无融合数据", "the workspace has no fused facts yet"),
     "logout": ("退出", "Log out"),
-    "high_risk_detail": ("未来7天预计每万人≥{n}例", "≥{n} expected per 10k in 7 days"),
+    "high_risk_detail": ("未来7天每万人预计≥{n}", "≥{n} per 10k expected in 7 days"),
     "beds_unit": ("张", "beds"),
     "none": ("无", "none"),
     "proposals": ("建议区域", "Proposals"),

@@ -445,6 +445,64 @@ def test_a_viewer_never_sees_a_small_count(cockpit, page) -> None:
         path.write_text(original, encoding="utf-8")
 
 
+# -- 5b. the forecast -------------------------------------------------------------------------
+#: The forecast fan's 50 % band (#c792ea at 45 % over the chart's #111726).
+FAN50 = (99, 78, 126)
+
+
+def _fan_columns(page: Any) -> np.ndarray:
+    """The x positions (pixels) of the chart where the 50 % band of the forecast shows (the
+    legend's swatch, in the left fifth, aside)."""
+    png = page.locator(".ct-trend-plot").first.screenshot(timeout=60_000)
+    pixels = png_pixels(png)[..., :3].astype(np.int16)
+    near = np.all(np.abs(pixels - np.asarray(FAN50, dtype=np.int16)) <= 14, axis=-1)
+    columns = np.flatnonzero(near.sum(axis=0) >= 2)
+    return columns[columns > pixels.shape[1] // 5]
+
+
+def test_the_forecast_fan_follows_the_date_and_the_top_ten_sorts_by_expected(
+        cockpit, page) -> None:
+    """After the chosen date the chart shows the forecast's band; back on an earlier date it
+    moves left with it. A planner sorts the top ten by expected new infections."""
+    import subprocess
+
+    base, ws = cockpit
+    subprocess.run([TWIN, "users", str(ws.root), "add", "plan", "--role", "planner",
+                    "--password-stdin"], input="planner-password-3\n", text=True,
+                   check=False, capture_output=True)
+    page.goto(f"{base}/login")
+    page.fill("#username", "plan")
+    page.fill("#password", "planner-password-3")
+    page.click(".ct-login-submit")
+    page.wait_for_url(f"{base}/cockpit*", timeout=60_000)
+    _wait_kpis(page)
+    deadline = time.monotonic() + 30
+    while not len(last := _fan_columns(page)):
+        assert time.monotonic() < deadline, "no forecast band on the chart"
+        page.wait_for_timeout(500)
+    chart_width = page.locator(".ct-trend-plot").first.bounding_box()["width"]
+    assert last.min() > chart_width * 0.7  # after the last date, at the right end
+
+    for _ in range(15):
+        _press_date(page, "ArrowLeft")
+    deadline = time.monotonic() + 30
+    while not len(earlier := _fan_columns(page)) or earlier.min() >= last.min() - 10:
+        assert time.monotonic() < deadline, "the band did not follow the date"
+        page.wait_for_timeout(500)
+
+    top10 = "\n".join(_texts(page, ".ct-top10"))
+    assert "风险最高的十个社区" in top10 and "未来7天预计" in top10
+    page.locator(".ct-sort button").filter(has_text="按预计新增").first.click()
+    deadline = time.monotonic() + 30
+    while "预计新增最多的十个社区" not in (top10 := "\n".join(_texts(page, ".ct-top10"))):
+        assert time.monotonic() < deadline, top10
+        page.wait_for_timeout(300)
+    cells = page.locator(".ct-top10 .ct-expected").all_inner_texts()
+    values = [float(c.split()[0]) for c in cells]
+    assert len(values) == 10 and values == sorted(values, reverse=True), values
+    assert all(re.fullmatch(r"[\d.]+ \(\d+–\d+\)", c.strip()) for c in cells), cells
+
+
 # -- 6. several server processes --------------------------------------------------------------
 def _new_page(chromium: Any, urls: list[str]) -> tuple[Any, Any]:
     """A context and page like conftest's ``page`` (local requests only, every URL kept)."""
