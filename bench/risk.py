@@ -80,7 +80,7 @@ def _build(size: str, folder: Path) -> Path:
 # -- the parts, run in a child process ---------------------------------------------------------
 def part_risk(workspace: Path) -> dict[str, Any]:
     """Cold and warm forecast + risk of every base cell."""
-    import scipy.optimize  # noqa: F401  (imports are not what we measure)
+    import scipy.optimize
     import scipy.stats  # noqa: F401
 
     from twin import Workspace
