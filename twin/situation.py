@@ -53,7 +53,7 @@ LOW_COVER_DAYS = 1.0
 #: Levels whose risk every date needs (the top ten and the default map).
 PRECOMPUTED_LEVELS: tuple[Any, ...] = ("community", 8)
 #: Bump when the layout of cached entries changes, so old caches are never read.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 @dataclass(frozen=True)
