@@ -7,6 +7,11 @@ offending value and the fix; the command line prints them as they are, without a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.zones.merge import Conflicts
+
 __all__ = [
     "AuthError",
     "CellError",
@@ -37,6 +42,7 @@ __all__ = [
     "WorkspaceNotFoundError",
     "ZoneConflictError",
     "ZoneError",
+    "ZoneMergeConflict",
     "ZoneNotFoundError",
     "os_reason",
 ]
@@ -199,6 +205,24 @@ class ZoneConflictError(TwinError, ValueError):
         self.expected = expected
         self.current = current
         self.changes = changes
+
+
+class ZoneMergeConflict(ZoneConflictError):  # noqa: N818 - the name the editor API uses
+    """A merge-aware save met changes that clash with the edit (:func:`twin.zones.save_edit`).
+
+    Both sides changed the same thing differently: a cell one side adds and the other removed,
+    or tier, status or ``valid_from`` set to different values. ``conflicts`` is the
+    :class:`twin.zones.Conflicts` found, ``current_version`` (also ``current``) the version
+    the edit met, ``changes`` the versions saved since its base as ``(version, author,
+    created_at, reason)``. Nothing was written; choose mine or theirs per kind to save.
+    """
+
+    def __init__(self, message: str, *, zone_id: str, expected: int, current: int,
+                 changes: list[tuple[int, str, str, str]], conflicts: Conflicts) -> None:
+        super().__init__(message, zone_id=zone_id, expected=expected, current=current,
+                         changes=changes)
+        self.current_version = current
+        self.conflicts = conflicts
 
 
 class NoZonesError(TwinError, LookupError):

@@ -31,7 +31,7 @@ from twin.schema import ZONE_STATUSES, ZONE_TIERS
 from twin.store import Workspace, audit, default_author, utc_now
 
 __all__ = ["STATUSES", "STATUS_ZH", "TIERS", "TIER_ZH", "ZoneVersion", "Zones", "as_cells",
-           "check_choice"]
+           "check_choice", "valid_from_after"]
 
 #: Tiers from strictest to loosest (:data:`twin.schema.ZONE_TIERS`), with their Chinese names.
 TIERS = ZONE_TIERS
@@ -119,6 +119,21 @@ def _check_day(value: str | dt.date | None) -> str:
     if value is None:
         return dt.datetime.now(dt.UTC).date().isoformat()
     return parse_day(value, "valid_from", error=ZoneError).isoformat()
+
+
+def valid_from_after(old: ZoneVersion, tier: str, status: str,
+                     valid_from: str | dt.date | None) -> str:
+    """The ``valid_from`` of the version written after ``old`` with ``tier`` and ``status``.
+
+    The given day when there is one; else today (UTC) when the tier changes or the status
+    becomes ``active``; else ``old``'s day (the downgrade rules count from the day a zone
+    became its tier).
+    """
+    if valid_from is not None:
+        return _check_day(valid_from)
+    if tier != old.tier or (status == "active" and old.status != "active"):
+        return _check_day(None)
+    return old.valid_from
 
 
 def _short_time(iso: str) -> str:
@@ -313,22 +328,41 @@ class Zones:
             if outline is None and not changed_cells and replace is None:
                 outline = old.outline
             new_status, new_tier = status or old.status, tier or old.tier
-            if valid_from is not None:
-                day = _check_day(valid_from)
-            elif new_tier != old.tier or (new_status == "active" and old.status != "active"):
-                day = _check_day(None)
-            else:
-                day = old.valid_from
-            number = old.version + 1
-            self._insert(conn, zone_id, number, new_tier, new_status, day, author, reason,
-                         cells, outline, now)
-            conn.execute("UPDATE zones SET current_version = ? WHERE id = ?", (number, zone_id))
-            audit(conn, actor=author, action="zone.save", target=zone_id, detail={
-                "version": number, "from_version": old.version, "tier": new_tier,
-                "status": new_status, "cells": len(cells),
-                "added": len(np.setdiff1d(cells, old.cells)),
-                "removed": len(np.setdiff1d(old.cells, cells)), "reason": reason})
-            return self._get(conn, zone_id)
+            day = valid_from_after(old, new_tier, new_status, valid_from)
+            return self._write(conn, old, cells=cells, tier=new_tier, status=new_status,
+                               valid_from=day, outline=outline, author=author, reason=reason,
+                               action="zone.save", now=now)
+
+    def _write(self, conn: sqlite3.Connection, old: ZoneVersion, *, cells: np.ndarray,
+               tier: str, status: str, valid_from: str, outline: bytes | None, author: str,
+               reason: str, action: str, now: str,
+               detail: dict[str, Any] | None = None) -> ZoneVersion:
+        """Insert the version after ``old`` (the current one), make it current and audit it.
+
+        Runs inside the caller's write transaction; every zone edit (:meth:`save`,
+        :func:`twin.zones.save_edit`, accept, reject) writes through here. ``detail`` adds to
+        the audit row's detail.
+        """
+        number = old.version + 1
+        self._insert(conn, old.zone_id, number, tier, status, valid_from, author, reason,
+                     cells, outline, now)
+        conn.execute("UPDATE zones SET current_version = ? WHERE id = ?",
+                     (number, old.zone_id))
+        audit(conn, actor=author, action=action, target=old.zone_id, detail={
+            "version": number, "from_version": old.version, "tier": tier, "status": status,
+            "cells": len(cells), "added": len(np.setdiff1d(cells, old.cells)),
+            "removed": len(np.setdiff1d(old.cells, cells)), "reason": reason,
+            **(detail or {})})
+        return self._get(conn, old.zone_id)
+
+    @staticmethod
+    def _changes_since(conn: sqlite3.Connection, zone_id: str,
+                       version: int) -> list[tuple[int, str, str, str]]:
+        """``(version, author, created_at, reason)`` of the versions after ``version``."""
+        rows = conn.execute("SELECT version, author, created_at, reason FROM zone_versions "
+                            "WHERE zone_id = ? AND version > ? ORDER BY version",
+                            (zone_id, version)).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def _conflict(self, conn: sqlite3.Connection, zone_id: str, expected: int,
                   current: int) -> ZoneConflictError:
@@ -337,10 +371,7 @@ class Zones:
                 f"zone {zone_id} has no version {expected} (its current version is {current}); "
                 f"reload and apply your edit to version {current}", zone_id=zone_id,
                 expected=expected, current=current, changes=[])
-        rows = conn.execute("SELECT version, author, created_at, reason FROM zone_versions "
-                            "WHERE zone_id = ? AND version > ? ORDER BY version",
-                            (zone_id, expected)).fetchall()
-        changes = [(r[0], r[1], r[2], r[3]) for r in rows]
+        changes = self._changes_since(conn, zone_id, expected)
         shown = [f"version {v} by {a} at {_short_time(t)} ({r})" for v, a, t, r in changes[:5]]
         if len(changes) > 5:
             shown.append(f"and {len(changes) - 5} more")
