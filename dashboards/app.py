@@ -214,6 +214,36 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
     return _page(title, header, [view])
 
 
+def zones_page(workspace: Any, lang: str) -> Any:
+    """The planners' zone editor (``edit_zones``: planners and administrators), checked here
+    on the server before anything is built."""
+    from dashboards.zones import ZoneEditor
+    from dashboards.zones_state import ZoneEditorState
+
+    _local_resources()
+    args = pn.state.session_args if pn.state.curdoc else {}
+    page_lang = args.get("lang", [lang.encode()])[0].decode()
+    if page_lang not in ("zh", "en"):
+        page_lang = lang
+    user = current_user(workspace, pn.state.user)
+    try:
+        require(user, "edit_zones")
+        state = ZoneEditorState(workspace, shared_situation(workspace.root), user=user,
+                                lang=page_lang)
+    except (AuthError, TwinError) as exc:
+        return _refusal(str(exc), page_lang)
+    view = ZoneEditor(state=state)
+    pn.state.onload(view.start_callbacks)
+    pn.state.on_session_destroyed(_release_memory)
+    title = f"{workspace.config.display_name(page_lang)} · {label('zone_editor', page_lang)}"
+    header = (f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
+              f'<a href="/cockpit">{label("title", page_lang)}</a> · '
+              f'<a href="/logout">{label("logout", page_lang)}</a></span>')
+    if pn.state.curdoc is not None:
+        pn.state.curdoc.title = title
+    return _page(title, header, [view])
+
+
 def _release_memory(session_context: Any) -> None:
     """After a session closes, give freed memory back to the operating system.
 
@@ -235,7 +265,10 @@ def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[]
     def detail() -> Any:
         return cockpit_page(workspace, lang, action="view_fine_cases")
 
-    return {"cockpit": cockpit, "detail": detail}
+    def zones() -> Any:
+        return zones_page(workspace, lang)
+
+    return {"cockpit": cockpit, "detail": detail, "zones": zones}
 
 
 def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",

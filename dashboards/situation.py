@@ -77,15 +77,20 @@ class SharedSituation:
             ws = self._workspace = Workspace.open(self.root)  # re-read twin.toml
         return ws
 
-    def current(self) -> Snapshot:
-        """The snapshot of the workspace's current data (built on first use or new data)."""
+    def current(self, *, force: bool = False) -> Snapshot:
+        """The snapshot of the workspace's current data (built on first use or new data).
+
+        ``force`` looks for new data now rather than at most every ``check_s`` seconds (a
+        page that has just saved a zone wants to see it at once).
+        """
         now = time.monotonic()
         snap = self._snapshot
-        if snap is not None and now - self._checked < self.check_s:
+        if snap is not None and not force and now - self._checked < self.check_s:
             return snap
         with self._lock:
             snap = self._snapshot
-            if snap is not None and time.monotonic() - self._checked < self.check_s:
+            if (snap is not None and not force
+                    and time.monotonic() - self._checked < self.check_s):
                 return snap
             ws = self._open(None)
             key = fingerprint(ws)

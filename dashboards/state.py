@@ -97,13 +97,13 @@ class CockpitState(param.Parameterized):
         if not keep_date or self.date is None or not s.start <= self.date <= s.end:
             self.date = s.end
 
-    def refresh(self) -> bool:
+    def refresh(self, *, force: bool = False) -> bool:
         """Pick up new data from the shared situation; True if there was any.
 
         The cockpit calls this every few seconds, so new data appears without a reload; a
-        screen watching the latest day follows it.
+        screen watching the latest day follows it. ``force`` looks now (after a save).
         """
-        snap = self._shared.current()
+        snap = self._shared.current(force=force)
         if snap is self._snap:
             return False
         follow = self.date == self.end

@@ -8,6 +8,7 @@ roads and buildings (:mod:`layers.basemap`).
 """
 
 from layers.basemap import boundaries, boundary_lines, boundary_names, buildings, land, roads
+from layers.editing import conflict_cells, diff_cells, draft_cells
 from layers.deck import deck, deck_spec, legends, tooltips, view_for_bounds
 from layers.errors import LayerError, LayerInputError, PrivacyError
 from layers.facilities import facilities
@@ -41,11 +42,14 @@ __all__ = [
     "buildings",
     "case_hexes",
     "color_difference",
+    "conflict_cells",
     "cover_areas",
     "deck",
     "deck_spec",
     "dispatch_arcs",
+    "diff_cells",
     "dispatch_routes",
+    "draft_cells",
     "facilities",
     "hex_ids",
     "land",
