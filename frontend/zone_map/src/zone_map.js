@@ -1,0 +1,418 @@
+// The zone editor's map: deck.gl layers from Python's JSON specs plus an editing layer
+// (draw a polygon, brush cells, modify an outline). Rendered by Panel's JSComponent
+// (dashboards/zone_map.py); everything it needs is in this bundle, nothing is fetched.
+import {Deck, MapView} from "@deck.gl/core"
+import {
+  ArcLayer, ColumnLayer, GeoJsonLayer, LineLayer, PathLayer, PolygonLayer, ScatterplotLayer,
+  SolidPolygonLayer, TextLayer,
+} from "@deck.gl/layers"
+import {H3HexagonLayer} from "@deck.gl/geo-layers"
+import {JSONConfiguration, JSONConverter} from "@deck.gl/json"
+import {
+  DrawPolygonMode, EditableGeoJsonLayer, ModifyMode, ViewMode,
+} from "@deck.gl-community/editable-layers"
+
+const BACKGROUND = "#0e1320"
+const FLUSH_MS = 50
+const MAX_POINTS = 5000  // per message; Python rejects more
+const EDIT_ID = "ct-zone-edit"
+const BRUSH = {brush_add: "add", brush_remove: "remove"}
+const OUTLINE_EDITS = new Set(["finishMovePosition", "addPosition", "removePosition"])
+const EMPTY = Object.freeze({type: "FeatureCollection", features: []})
+const DEFAULT_VIEW = {longitude: 121.47, latitude: 31.23, zoom: 10}
+const VIEW_KEYS = ["longitude", "latitude", "zoom", "pitch", "bearing", "minZoom", "maxZoom"]
+
+// The layer classes our Python layers (layers/*.py) emit; "@@=expr" accessors are compiled by
+// the converter's default expression parser, as in Panel's DeckGL pane.
+const converter = new JSONConverter({
+  configuration: new JSONConfiguration({
+    classes: {
+      ArcLayer, ColumnLayer, GeoJsonLayer, H3HexagonLayer, LineLayer, PathLayer, PolygonLayer,
+      ScatterplotLayer, SolidPolygonLayer, TextLayer,
+    },
+  }),
+})
+
+// A new id per pointer-down, increasing across page loads too (ms clock as the floor).
+let lastStrokeId = 0
+function nextStrokeId() {
+  lastStrokeId = Math.max(lastStrokeId + 1, Date.now())
+  return lastStrokeId
+}
+
+/** Column-wise data {"@@columns": {name: values}} as the row objects deck.gl accessors read. */
+export function columnsToRows(data) {
+  if (!data || typeof data !== "object" || Array.isArray(data) || !data["@@columns"]) {
+    return data
+  }
+  const columns = data["@@columns"]
+  const names = Object.keys(columns)
+  const n = names.length ? columns[names[0]].length : 0
+  const rows = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const row = {}
+    for (const name of names) {
+      row[name] = columns[name][i]
+    }
+    rows[i] = row
+  }
+  return rows
+}
+
+/** Layer instances from JSON specs; the data skips the converter (it would walk every row). */
+export function buildLayers(specs) {
+  const out = []
+  for (const spec of specs || []) {
+    if (!spec || typeof spec !== "object" || !spec["@@type"]) {
+      continue
+    }
+    const {data, ...props} = spec
+    try {
+      const layer = converter.convert(props)
+      if (layer) {
+        out.push(data === undefined ? layer : layer.clone({data: columnsToRows(data)}))
+      }
+    } catch (err) {
+      console.error(`ZoneMap: layer ${spec.id} could not be built`, err)
+    }
+  }
+  return out
+}
+
+const ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
+function escapeHtml(value) {
+  return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c])
+}
+
+function lookup(object, path) {
+  let value = object
+  for (const part of path.split(".")) {
+    if (value == null || typeof value !== "object") {
+      return undefined
+    }
+    value = value[part]
+  }
+  return value
+}
+
+/** A template's {field} / {properties.field} placeholders filled with escaped values. */
+export function fillTemplate(template, object) {
+  return String(template).replace(/\{([\w.]+)\}/g, (_, path) => {
+    let value = lookup(object, path)
+    if (value === undefined && object && object.properties) {
+      value = lookup(object.properties, path)  // GeoJSON: fields live in properties
+    }
+    return value == null ? "" : escapeHtml(value)
+  })
+}
+
+function normaliseView(view) {
+  const out = {...DEFAULT_VIEW, pitch: 0, bearing: 0}
+  for (const key of VIEW_KEYS) {
+    if (view && Number.isFinite(view[key])) {
+      out[key] = view[key]
+    }
+  }
+  return out
+}
+
+function controllerFor(mode) {
+  // Brushing paints with the drag, so the map must not pan; double-clicks finish polygons.
+  const brushing = mode in BRUSH
+  return {dragPan: !brushing, doubleClickZoom: mode === "view", keyboard: mode === "view"}
+}
+
+export function render({model, el}) {
+  el.classList.add("ct-zone-map")
+  Object.assign(el.style, {
+    position: "relative", width: "100%", height: "100%", minHeight: "100px",
+    overflow: "hidden", background: BACKGROUND,
+  })
+  el.dataset.mode = model.mode
+  el.dataset.ready = "0"
+
+  let baseLayers = buildLayers(model.base_layers)
+  let draftLayers = buildLayers(model.draft_layers)
+  let outline = model.outline || null
+  let viewState = normaliseView(model.view)
+  let editLayer = null
+  let stroke = null
+  let flushTimer = null
+  let ready = false
+
+  const deck = new Deck({
+    parent: el,
+    views: new MapView({id: "map", controller: controllerFor(model.mode)}),
+    viewState,
+    onViewStateChange: ({viewState: next}) => {
+      viewState = next
+      deck.setProps({viewState})
+    },
+    layers: [],
+    parameters: {clearColor: [14 / 255, 19 / 255, 32 / 255, 1]},
+    style: {background: BACKGROUND},
+    useDevicePixels: true,
+    // luma.gl would fetch its debug helpers (webgl-debug, spector.js) from CDNs when asked to
+    deviceProps: {debug: false, debugWebGL: false, debugSpectorJS: false},
+    getTooltip,
+    getCursor,
+    onAfterRender: () => {
+      if (!ready && deck.isInitialized) {
+        ready = true
+        el.dataset.ready = "1"
+        model.ready = true
+      }
+    },
+    onError: (err) => console.error("ZoneMap: deck.gl error", err),
+  })
+
+  function getTooltip(info) {
+    if (!info || !info.picked || !info.layer || info.object == null) {
+      return null
+    }
+    const template = (model.tooltips || {})[info.layer.id]
+    if (!template || !(template.html || template.text)) {
+      return null
+    }
+    const tooltip = {style: template.style || {}}
+    if (template.html) {
+      tooltip.html = fillTemplate(template.html, info.object)
+    } else {
+      tooltip.text = fillTemplate(template.text, info.object)
+    }
+    return tooltip
+  }
+
+  function getCursor({isDragging, isHovering}) {
+    if (model.mode in BRUSH) {
+      return "crosshair"
+    }
+    const cursor = editLayer && editLayer.state && editLayer.state.cursor
+    if (cursor) {
+      return cursor
+    }
+    if (model.mode === "draw") {
+      return "crosshair"
+    }
+    return isDragging ? "grabbing" : (isHovering ? "pointer" : "grab")
+  }
+
+  function onEdit({editType, updatedData, editContext}) {
+    const mode = model.mode
+    if (mode === "draw") {
+      if (editType === "addFeature") {
+        const index = (editContext && editContext.featureIndexes || [])[0]
+        const feature = updatedData.features[index ?? updatedData.features.length - 1]
+        if (feature && feature.geometry && feature.geometry.type === "Polygon") {
+          model.send_msg({kind: "polygon", geometry: feature.geometry})
+        }
+      }
+      // The drawing is not kept here: Python redraws the result as cells.
+      refresh()
+      return
+    }
+    if (mode === "modify" && updatedData) {
+      outline = updatedData
+      refresh()
+      if (OUTLINE_EDITS.has(editType)) {
+        const index = (editContext && editContext.featureIndexes || [0])[0] ?? 0
+        const feature = updatedData.features[index]
+        if (feature && feature.geometry) {
+          model.send_msg({kind: "outline", index, geometry: feature.geometry})
+        }
+      }
+    }
+  }
+
+  function makeEditLayer() {
+    const mode = model.mode
+    const data = mode === "draw" ? EMPTY : (outline || EMPTY)
+    const editMode = mode === "draw" ? DrawPolygonMode : (mode === "modify" ? ModifyMode : ViewMode)
+    return new EditableGeoJsonLayer({
+      id: EDIT_ID,
+      data,
+      mode: editMode,
+      selectedFeatureIndexes: mode === "modify" ? data.features.map((_, i) => i) : [],
+      onEdit,
+      pickable: mode === "draw" || mode === "modify",
+      pickingRadius: 8,
+      getFillColor: [255, 209, 102, 40],
+      getLineColor: [255, 209, 102, 255],
+      getLineWidth: 2,
+      getTentativeLineColor: [255, 255, 255, 230],
+      getTentativeFillColor: [255, 255, 255, 40],
+      getTentativeLineWidth: 2,
+      editHandlePointRadiusMinPixels: 5,
+      editHandlePointRadiusMaxPixels: 7,
+      // drawn over flat layers without z-fighting
+      parameters: {depthCompare: "always", depthWriteEnabled: false},
+    })
+  }
+
+  function refresh() {
+    editLayer = makeEditLayer()
+    deck.setProps({layers: [...baseLayers, ...draftLayers, editLayer]})
+  }
+
+  // ---- brush strokes: plain DOM pointer events, flushed to Python in batches ----
+  function canvasRect() {
+    return deck.getCanvas() ? deck.getCanvas().getBoundingClientRect() : el.getBoundingClientRect()
+  }
+
+  function viewport() {
+    const viewports = deck.getViewports()
+    return viewports.length ? viewports[0] : null
+  }
+
+  function unprojectClient(clientX, clientY) {
+    const vp = viewport()
+    if (!vp) {
+      return null
+    }
+    const rect = canvasRect()
+    const [lon, lat] = vp.unproject([clientX - rect.left, clientY - rect.top])
+    return Number.isFinite(lon) && Number.isFinite(lat) ? [lon, lat] : null
+  }
+
+  function addPoint(event) {
+    if (stroke.lastX === event.clientX && stroke.lastY === event.clientY) {
+      return
+    }
+    const point = unprojectClient(event.clientX, event.clientY)
+    if (point) {
+      stroke.pending.push(point)
+      stroke.lastX = event.clientX
+      stroke.lastY = event.clientY
+    }
+  }
+
+  function flush(final) {
+    if (!stroke) {
+      return
+    }
+    // A click without movement stays one final batch with its one point.
+    if (!final && (!stroke.moved || !stroke.pending.length)) {
+      return
+    }
+    const points = stroke.pending
+    stroke.pending = []
+    const chunks = []
+    for (let start = 0; start < points.length; start += MAX_POINTS) {
+      chunks.push(points.slice(start, start + MAX_POINTS))
+    }
+    if (!chunks.length) {
+      chunks.push([])  // only a final batch can be empty: it closes the stroke
+    }
+    chunks.forEach((chunk, i) => {
+      model.send_msg({kind: "stroke", stroke: stroke.id, mode: stroke.mode, points: chunk,
+                      final: final && i === chunks.length - 1})
+    })
+  }
+
+  function endStroke(event) {
+    if (!stroke) {
+      return
+    }
+    if (event && event.type === "pointerup") {
+      addPoint(event)
+    }
+    flush(true)
+    stroke = null
+    clearInterval(flushTimer)
+    flushTimer = null
+    window.removeEventListener("pointermove", onPointerMove, true)
+    window.removeEventListener("pointerup", endStroke, true)
+    window.removeEventListener("pointercancel", endStroke, true)
+  }
+
+  function onPointerMove(event) {
+    if (!stroke || event.pointerId !== stroke.pointerId) {
+      return
+    }
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : []
+    for (const e of events.length ? events : [event]) {
+      addPoint(e)
+    }
+    stroke.moved = true
+  }
+
+  function onPointerDown(event) {
+    const kind = BRUSH[model.mode]
+    if (!kind || event.button !== 0 || stroke) {
+      return
+    }
+    const point = unprojectClient(event.clientX, event.clientY)
+    if (!point) {
+      return
+    }
+    stroke = {id: nextStrokeId(), mode: kind, pointerId: event.pointerId, pending: [point],
+              moved: false, lastX: event.clientX, lastY: event.clientY}
+    // On window, so a stroke that leaves the map still ends.
+    window.addEventListener("pointermove", onPointerMove, true)
+    window.addEventListener("pointerup", endStroke, true)
+    window.addEventListener("pointercancel", endStroke, true)
+    flushTimer = setInterval(() => flush(false), FLUSH_MS)
+  }
+  el.addEventListener("pointerdown", onPointerDown, true)
+
+  // ---- Python -> JS ----
+  model.on("base_layers", () => {
+    baseLayers = buildLayers(model.base_layers)
+    refresh()
+  })
+  model.on("draft_layers", () => {
+    draftLayers = buildLayers(model.draft_layers)  // base instances are kept
+    refresh()
+  })
+  model.on("view", () => {
+    viewState = normaliseView(model.view)
+    deck.setProps({viewState})
+  })
+  model.on("mode", () => {
+    endStroke(null)
+    el.dataset.mode = model.mode
+    deck.setProps({views: new MapView({id: "map", controller: controllerFor(model.mode)})})
+    refresh()
+  })
+  model.on("outline", () => {
+    const next = model.outline || null
+    // Python echoes our own edits back; replacing equal data mid-gesture would be wasted work.
+    if (JSON.stringify(next) !== JSON.stringify(outline)) {
+      outline = next
+      refresh()
+    }
+  })
+  model.on("tooltips", () => deck.setProps({getTooltip}))
+
+  const api = {
+    deck,
+    project([lon, lat]) {
+      const vp = viewport()
+      const rect = canvasRect()
+      const [x, y] = vp.project([lon, lat])
+      return [x + rect.left, y + rect.top]
+    },
+    unproject([x, y]) {
+      return unprojectClient(x, y)
+    },
+    layerIds() {
+      return (deck.props.layers || []).map((layer) => layer.id)
+    },
+    viewState() {
+      return {...viewState}
+    },
+  }
+  el.ctZoneMap = api
+  window.ctZoneMap = api
+
+  model.on("remove", () => {
+    endStroke(null)
+    el.removeEventListener("pointerdown", onPointerDown, true)
+    if (window.ctZoneMap === api) {
+      delete window.ctZoneMap
+    }
+    deck.finalize()
+  })
+
+  refresh()
+}
