@@ -283,6 +283,11 @@ class ZoneEditorState(param.Parameterized):
         if draft is None:
             return
         day = valid_from.isoformat() if isinstance(valid_from, dt.date) else valid_from
+        if day is None and ((tier and tier != draft.tier)
+                            or (status and status != draft.status)):
+            # A new tier or status takes effect on the day the planner is looking at, not on
+            # the server's calendar day (the downgrade rules count from it).
+            day = self.date.isoformat() if self.date else None
         new = draft.replace(tier=tier or draft.tier, status=status or draft.status,
                             valid_from=day or draft.valid_from)
         if new != draft:
