@@ -1,4 +1,5 @@
-"""``twin zones``: propose, list, show, edit, diff, downgrade and export control zones."""
+"""``twin zones``: propose, list, show, edit, save (merge-aware), accept, reject, diff,
+downgrade and export control zones."""
 
 from __future__ import annotations
 
@@ -58,9 +59,9 @@ def propose_cmd(workspace: Path, day: str | None, author: str, as_json: bool) ->
         tiers = {z.zone_id: z.tier for z in Zones(ws).list()}
         lines = [f"proposal 建议 for {result['date']} (window "
                  f"{'..'.join(result.get('window', []))}, {result.get('infections', 0)} "
-                 "infections); people decide: activate with `twin zones WS edit … --status "
-                 "active`"]
-        for key in ("created", "updated", "unchanged", "superseded"):
+                 "infections); people decide: `twin zones WS accept ZONE --base-version N "
+                 "--valid-from DAY` or `twin zones WS reject ZONE --base-version N --reason R`"]
+        for key in ("created", "updated", "unchanged", "superseded", "rejected"):
             ids = result[key]
             by_tier = {t: sum(1 for i in ids if tiers.get(i) == t)
                        for t in ZONE_TIERS}
@@ -169,6 +170,179 @@ def edit_cmd(workspace: Path, zone_id: str, expect_version: int, add_cells: str 
     emit(zone.to_dict(cells=False), as_json,
          f"saved {zone.zone_id} version {zone.version}: {zone.tier} {zone.status}, "
          f"{len(zone.cells)} cells")
+
+
+def _checked_cells(text: str | None, hint: str) -> list[str] | None:
+    from twin.zones import ZoneError, as_cells
+
+    given = _cells(text)
+    try:
+        as_cells(given)
+    except ZoneError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    return given
+
+
+def _saved_text(result: Any) -> str:
+    from twin.zones import TIER_ZH
+
+    z = result.zone
+    lines = [f"saved {z.zone_id} version {z.version}: {TIER_ZH[z.tier]} {z.tier} {z.status}, "
+             f"{len(z.cells)} cells, valid from {z.valid_from}"]
+    if result.merged_with:
+        t = result.theirs
+        changed = [f"+{t['added']} / -{t['removed']} cells"] + [
+            f"{k} {' -> '.join(t[k])}" for k in ("tier", "status", "valid_from") if t[k]]
+        lines.append("  merged with 已合并 " + ", ".join(
+            f"v{v} by {a}" for v, a, _, _ in result.merged_with) + f" ({'; '.join(changed)})")
+    if result.resolved:
+        lines.append("  conflicts resolved 冲突处理: " + ", ".join(
+            f"{k}: {side}" for k, side in result.resolved.items()))
+    if result.lock_retries:
+        lines.append(f"  waited for the database lock {result.lock_retries} times")
+    return "\n".join(lines)
+
+
+def _conflict_text(exc: Any) -> str:
+    c = exc.conflicts
+    lines = [f"conflict 冲突 on {exc.zone_id}: your edit of version {exc.expected} against "
+             f"version {exc.current_version}; nothing was saved"]
+    for v, a, t, r in exc.changes:
+        lines.append(f"  saved since: v{v} by {a} at {t[:19].replace('T', ' ')} UTC ({r})")
+    for key, mine, theirs in (("added_here_removed_there", "add", "removed"),
+                              ("removed_here_added_there", "remove", "added")):
+        cells = getattr(c, key)
+        if len(cells):
+            from twin import grid
+
+            shown = ", ".join(grid.cells_to_strings(cells[:5]).tolist())
+            lines.append(f"  cells 单元: you {mine} {len(cells)} that "
+                         f"{' and '.join(c.by.get(key, ())) or 'they'} {theirs}: {shown}"
+                         + (" …" if len(cells) > 5 else ""))
+    for key in ("tier", "status", "valid_from"):
+        pair = getattr(c, key)
+        if pair is not None:
+            lines.append(f"  {key}: mine {pair[0]} · theirs {pair[1]} "
+                         f"({' and '.join(c.by.get(key, ()))})")
+    lines.append("  choose a side with --on-conflict mine|theirs, or reload the zone and "
+                 "edit its current version")
+    return "\n".join(lines)
+
+
+@zones_cmd.command("save")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("zone_id")
+@click.option("--base-version", type=int, required=True,
+              help="The version your edit started from; later saves are merged in.")
+@click.option("--add-cells", help="Hexadecimal H3 cells to add, comma-separated.")
+@click.option("--remove-cells", help="Hexadecimal H3 cells to remove, comma-separated.")
+@click.option("--polygon", "polygon_path", type=click.Path(path_type=Path, dir_okay=False,
+                                                           exists=True),
+              help="A GeoJSON file (WGS84) whose polygon's cells replace the base version's "
+                   "cells (then --add-cells/--remove-cells apply); kept as outline while the "
+                   "saved cells are exactly its cells.")
+@click.option("--tier", type=click.Choice(ZONE_TIERS))
+@click.option("--status", type=click.Choice(ZONE_STATUSES))
+@click.option("--valid-from", help="Date the version takes effect (YYYY-MM-DD).")
+@click.option("--reason", required=True, help="Why the zone changes (required).")
+@click.option("--author", help="Who makes the change (default: the user name).")
+@click.option("--on-conflict", type=click.Choice(["fail", "mine", "theirs"]), default="fail",
+              show_default=True,
+              help="What a conflict takes: fail (save nothing and show both sides), mine or "
+                   "theirs.")
+@json_option
+def save_cmd(workspace: Path, zone_id: str, base_version: int, add_cells: str | None,
+             remove_cells: str | None, polygon_path: Path | None, tier: str | None,
+             status: str | None, valid_from: str | None, reason: str, author: str | None,
+             on_conflict: str, as_json: bool) -> None:
+    """Save an edit of an older version, merged with what others saved since (merge-aware).
+
+    Changes to different cells merge; a cell you add that they removed (or the reverse), or
+    tier, status or valid_from changed by both to different values, is a conflict: with
+    --on-conflict fail nothing is written and both sides are shown.
+    """
+    from twin.errors import ZoneMergeConflict
+    from twin.zones import CONFLICT_KINDS, ZoneEdit, Zones, as_cells, save_edit
+
+    add = _checked_cells(add_cells, "--add-cells")
+    remove = _checked_cells(remove_cells, "--remove-cells")
+    ws = Workspace.open(workspace)
+    outline = None
+    if polygon_path is not None:
+        import numpy as np
+
+        from twin import grid
+
+        outline = _read_polygon(polygon_path)
+        base = Zones(ws).get(zone_id, base_version)
+        drawn = np.unique(grid.polygon_to_cells(outline, int(ws.config.base_resolution))
+                          .astype(np.uint64))
+        target = np.setdiff1d(np.union1d(drawn, as_cells(add or [])),
+                              as_cells(remove or []))
+        if not np.array_equal(target, drawn):
+            outline = None  # the saved cells are no longer the drawn polygon's
+        add, remove = np.setdiff1d(target, base.cells), np.setdiff1d(base.cells, target)
+    edit = ZoneEdit(base_version, add, remove, tier=tier, status=status,  # type: ignore[arg-type]
+                    valid_from=valid_from, outline=outline)
+    resolve = None if on_conflict == "fail" else dict.fromkeys(CONFLICT_KINDS, on_conflict)
+    try:
+        result = save_edit(ws, zone_id, edit, author=author, reason=reason, resolve=resolve)
+    except ZoneMergeConflict as exc:
+        _report_conflict(exc, as_json)
+    emit(result.to_dict(), as_json, lambda: _saved_text(result))
+
+
+def _report_conflict(exc: Any, as_json: bool) -> None:
+    """Show both sides of a merge conflict and exit 1 (nothing was written)."""
+    if as_json:
+        click.echo(json.dumps({"error": {
+            "type": type(exc).__name__, "message": str(exc), "retryable": False,
+            "zone_id": exc.zone_id, "base_version": exc.expected,
+            "current_version": exc.current_version, "conflicts": exc.conflicts.to_dict(),
+            "changes": [{"version": v, "author": a, "created_at": t, "reason": r}
+                        for v, a, t, r in exc.changes]}}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(_conflict_text(exc))
+    click.echo(f"error: {exc}", err=True)
+    raise click.exceptions.Exit(1)
+
+
+@zones_cmd.command("accept")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("zone_id")
+@click.option("--base-version", type=int, required=True,
+              help="The version of the proposal you reviewed; later re-proposals merge in.")
+@click.option("--valid-from", required=True,
+              help="The day the zone takes effect (YYYY-MM-DD).")
+@click.option("--reason", help="Why (default: 采纳建议 accepted proposal).")
+@click.option("--author", help="Who decides (default: the user name).")
+@json_option
+def accept_cmd(workspace: Path, zone_id: str, base_version: int, valid_from: str,
+               reason: str | None, author: str | None, as_json: bool) -> None:
+    """Accept a proposed zone: it becomes active 生效 from --valid-from."""
+    from twin.zones import accept
+
+    result = accept(Workspace.open(workspace), zone_id, base_version, valid_from=valid_from,
+                    author=author, reason=reason)
+    emit(result.to_dict(), as_json, lambda: _saved_text(result))
+
+
+@zones_cmd.command("reject")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("zone_id")
+@click.option("--base-version", type=int, required=True,
+              help="The version of the proposal you reviewed.")
+@click.option("--reason", required=True, help="Why the proposal is rejected (required).")
+@click.option("--author", help="Who decides (default: the user name).")
+@json_option
+def reject_cmd(workspace: Path, zone_id: str, base_version: int, reason: str,
+               author: str | None, as_json: bool) -> None:
+    """Reject a proposed zone: it is lifted 解除 and the same proposal is not made again."""
+    from twin.zones import reject
+
+    result = reject(Workspace.open(workspace), zone_id, base_version, reason=reason,
+                    author=author)
+    emit(result.to_dict(), as_json, lambda: _saved_text(result))
 
 
 def _read_polygon(path: Path) -> Any:

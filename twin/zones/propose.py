@@ -15,9 +15,13 @@ cells is not made (``covered`` counts them); so a proposal identical to an activ
 saved again, and proposing day after day does not pile up copies of the zones in force.
 
 **Re-run rule**: only zones whose current status is ``proposed`` are touched. Each new proposal
-is matched to the still-proposed zone of the same tier with the same cells, else to the one that
-shares most cells with it: identical cells -> nothing is written; different cells -> a new
-version of that zone; no match -> a new zone. Still-proposed zones that match no new proposal
+is matched to the still-proposed zone of the same tier with the same cells; failing that, a
+proposal with the tier and cells of a proposal people rejected (:func:`twin.zones.reject`; see
+:mod:`twin.zones.decide` for how a rejection is recorded) is not made again (``rejected`` lists
+the rejected zones it matched); else it is matched to the still-proposed zone that shares most
+cells with it: identical cells -> nothing is written; different cells -> a new version of that
+zone; no match -> a new zone. A proposal whose cells differ from every rejected one, even by a
+cell, is made as usual. Still-proposed zones that match no new proposal
 get a new version with status ``lifted`` (reason "superseded"). Running ``propose`` twice on the
 same data therefore writes nothing the second time. Active and lifted zones are never changed
 by ``propose``.
@@ -36,6 +40,7 @@ import numpy as np
 from twin import grid
 from twin.dates import parse_day
 from twin.store import Workspace
+from twin.zones.decide import rejected_proposals
 from twin.zones.infections import infections
 from twin.zones.store import TIER_ZH, TIERS, Zones, ZoneVersion
 
@@ -78,8 +83,10 @@ def propose(workspace: Workspace, date: str | dt.date | None = None,
 
     Returns the date, the window, the number of ``infections``, the zone ids ``created``,
     ``updated``, ``unchanged`` and ``superseded`` (proposed zones lifted because no new
-    proposal matches them), and ``covered``: the number of proposals not made because active
-    zones of their tier or a stricter one already hold all their cells.
+    proposal matches them), ``rejected`` (the rejected zones whose tier and cells a new
+    proposal repeated, which was therefore not made), and ``covered``: the number of proposals
+    not made because active zones of their tier or a stricter one already hold all their
+    cells.
     """
     from twin.facts import Facts
 
@@ -88,7 +95,8 @@ def propose(workspace: Workspace, date: str | dt.date | None = None,
     day = (parse_day(date, "last day of the case window") if date is not None
            else _latest_case_day(facts))
     result: dict[str, Any] = {"date": day.isoformat() if day else None, "created": [],
-                              "updated": [], "unchanged": [], "superseded": []}
+                              "updated": [], "unchanged": [], "superseded": [],
+                              "rejected": []}
     proposals: list[tuple[str, np.ndarray, str]] = []  # tier, cells, name hint
     if day is not None:
         start = day - dt.timedelta(days=int(cfg["case_window_days"]) - 1)
@@ -103,10 +111,17 @@ def propose(workspace: Workspace, date: str | dt.date | None = None,
     current = zones.list()
     open_ = {t: [z for z in current if z.status == "proposed" and z.tier == t] for t in TIERS}
     result["covered"] = 0
+    rejected = rejected_proposals(workspace)
     for tier, cells, label in _outside_active(proposals, current):
         if not len(cells):
             result["covered"] += 1
             continue
+        if not any(np.array_equal(z.cells, cells) for z in open_[tier]):
+            refused = [z.zone_id for z in rejected
+                       if z.tier == tier and np.array_equal(z.cells, cells)]
+            if refused:
+                result["rejected"] += [i for i in refused if i not in result["rejected"]]
+                continue
         shared = [(np.intersect1d(z.cells, cells).size, z) for z in open_[tier]]
         candidates = [(n, z) for n, z in shared if n > 0]
         if candidates:  # an identical zone first, else the one sharing most cells

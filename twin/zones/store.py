@@ -175,6 +175,16 @@ class Zones:
                                     f"1 to {zone['current_version']}")
         return self._row(zone, row)
 
+    def _versions(self, conn: sqlite3.Connection, zone_id: str, first: int,
+                  last: int) -> list[ZoneVersion]:
+        """Versions ``first`` to ``last`` of a zone, oldest first (one query)."""
+        zone = conn.execute("SELECT * FROM zones WHERE id = ?", (zone_id,)).fetchone()
+        if zone is None:
+            self._get(conn, zone_id)  # raises the ZoneNotFoundError naming the known zones
+        rows = conn.execute("SELECT * FROM zone_versions WHERE zone_id = ? AND version "
+                            "BETWEEN ? AND ? ORDER BY version", (zone_id, first, last))
+        return [self._row(zone, r) for r in rows]
+
     @staticmethod
     def _row(zone: sqlite3.Row, row: sqlite3.Row) -> ZoneVersion:
         return ZoneVersion(
