@@ -9,13 +9,14 @@ import {
 import {H3HexagonLayer} from "@deck.gl/geo-layers"
 import {JSONConfiguration, JSONConverter} from "@deck.gl/json"
 import {
-  DrawPolygonMode, EditableGeoJsonLayer, ModifyMode, ViewMode,
+  DrawPolygonMode, EditableGeoJsonLayer, ModifyMode,
 } from "@deck.gl-community/editable-layers"
 
 const BACKGROUND = "#0e1320"
 const FLUSH_MS = 50
 const MAX_POINTS = 5000  // per message; Python rejects more
 const EDIT_ID = "ct-zone-edit"
+const OUTLINE_ID = "ct-zone-outline"
 const BRUSH = {brush_add: "add", brush_remove: "remove"}
 const OUTLINE_EDITS = new Set(["finishMovePosition", "addPosition", "removePosition"])
 const EMPTY = Object.freeze({type: "FeatureCollection", features: []})
@@ -224,18 +225,31 @@ export function render({model, el}) {
     }
   }
 
+  function outlineLayer() {
+    // Outside draw/modify a plain layer shows the outline: an editable layer would pick
+    // (a GPU read-back) on every pointer move for nothing.
+    return new GeoJsonLayer({
+      id: OUTLINE_ID, data: outline, filled: true, stroked: true, pickable: false,
+      getFillColor: [255, 209, 102, 40], getLineColor: [255, 209, 102, 255], getLineWidth: 2,
+      lineWidthUnits: "pixels", parameters: {depthCompare: "always", depthWriteEnabled: false},
+    })
+  }
+
   function makeEditLayer() {
     const mode = model.mode
+    if (mode !== "draw" && mode !== "modify") {
+      return null
+    }
     const data = mode === "draw" ? EMPTY : (outline || EMPTY)
-    const editMode = mode === "draw" ? DrawPolygonMode : (mode === "modify" ? ModifyMode : ViewMode)
     return new EditableGeoJsonLayer({
       id: EDIT_ID,
       data,
-      mode: editMode,
+      mode: mode === "draw" ? DrawPolygonMode : ModifyMode,
       selectedFeatureIndexes: mode === "modify" ? data.features.map((_, i) => i) : [],
       onEdit,
-      pickable: mode === "draw" || mode === "modify",
+      pickable: true,
       pickingRadius: 8,
+      pickingDepth: 2,
       getFillColor: [255, 209, 102, 40],
       getLineColor: [255, 209, 102, 255],
       getLineWidth: 2,
@@ -251,7 +265,14 @@ export function render({model, el}) {
 
   function refresh() {
     editLayer = makeEditLayer()
-    deck.setProps({layers: [...baseLayers, ...draftLayers, editLayer]})
+    const top = []
+    if (outline && model.mode !== "modify") {
+      top.push(outlineLayer())  // in "modify" the editing layer draws it
+    }
+    if (editLayer) {
+      top.push(editLayer)
+    }
+    deck.setProps({layers: [...baseLayers, ...draftLayers, ...top]})
   }
 
   // ---- brush strokes: plain DOM pointer events, flushed to Python in batches ----
@@ -318,6 +339,7 @@ export function render({model, el}) {
     }
     flush(true)
     stroke = null
+    deck.setProps({_pickable: true})
     clearInterval(flushTimer)
     flushTimer = null
     window.removeEventListener("pointermove", onPointerMove, true)
@@ -347,6 +369,8 @@ export function render({model, el}) {
     }
     stroke = {id: nextStrokeId(), mode: kind, pointerId: event.pointerId, pending: [point],
               moved: false, lastX: event.clientX, lastY: event.clientY}
+    // No hover picking while painting: each pick waits for the GPU (slow in software WebGL).
+    deck.setProps({_pickable: false})
     // On window, so a stroke that leaves the map still ends.
     window.addEventListener("pointermove", onPointerMove, true)
     window.addEventListener("pointerup", endStroke, true)
@@ -400,6 +424,11 @@ export function render({model, el}) {
     },
     viewState() {
       return {...viewState}
+    },
+    /** The vertices clicked so far in "draw" mode. */
+    drawing() {
+      const mode = editLayer && editLayer.state && editLayer.state.mode
+      return mode && mode.getClickSequence ? mode.getClickSequence().map((p) => [...p]) : []
     },
   }
   el.ctZoneMap = api
