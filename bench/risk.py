@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -42,39 +40,18 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import build_demo, machine  # noqa: E402
+
 PARTS = ("risk", "backtest", "simulated")
 TARGETS = {"risk_city_s": 1.0, "risk_megacity_s": 10.0, "backtest_30_city_s": 30.0}
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _build(size: str, folder: Path) -> Path:
-    from ingest import ingest_manifest
-    from twin import Workspace
-    from twin.demo import generate_demo_city
-    from twin.fuse import fuse
-
-    out = folder / "demo"
-    generate_demo_city(out, size=size)
-    ws = Workspace.init(folder / "ws", "基准市", name_en="Bench City")
-    ingest_manifest(ws, out / "manifest.json")
-    fuse(ws)
-    return ws.root
 
 
 # -- the parts, run in a child process ---------------------------------------------------------
@@ -178,8 +155,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="citytwin-bench-risk-"))
     try:
-        workspace = args.workspace or _build(args.size, tmp)
-        result: dict[str, Any] = {"machine": _machine(), "size": args.size,
+        workspace = args.workspace or build_demo(args.size, tmp)
+        result: dict[str, Any] = {"machine": machine(), "size": args.size,
                                   "workspace": str(workspace), "targets": TARGETS}
         for part in args.parts:
             if part == "simulated":

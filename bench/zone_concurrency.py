@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,24 +29,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 
+from bench._common import machine  # noqa: E402
 from tests.test_zone_concurrency import (  # noqa: E402
     check_every_edit_is_in,
     drill_cells,
     run_drill,
 )
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
 
 
 def main() -> None:
@@ -94,7 +80,7 @@ def main() -> None:
         "save_p95_ms_median": statistics.median(r["save_p95_ms"] for r in rounds),
         "every_edit_kept": True, "sqlite": sqlite3.sqlite_version,
         "busy_timeout_s": busy_timeout,
-        "machine": _machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        "machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"median of {args.rounds} rounds: {result['saves_per_s_median']} saves/s, "
           f"{result['merges_median']} merges, {result['lock_retries_median']} lock retries, "
           f"save p50 {result['save_p50_ms_median']} ms, p95 {result['save_p95_ms_median']} ms")

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,32 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
-
-
-def _build(size: str, folder: Path) -> Path:
-    from ingest import ingest_manifest
-    from twin import Workspace
-    from twin.demo import generate_demo_city
-    from twin.fuse import fuse
-
-    out = folder / "demo"
-    generate_demo_city(out, size=size)
-    ws = Workspace.init(folder / "ws", "基准市", name_en="Bench City")
-    ingest_manifest(ws, out / "manifest.json")
-    fuse(ws)
-    return ws.root
+from bench._common import build_demo, machine  # noqa: E402
 
 
 def main() -> None:
@@ -74,7 +47,7 @@ def main() -> None:
     if root is None:
         tmp = tempfile.TemporaryDirectory(prefix="zonesbench-")
         t0 = time.perf_counter()
-        root = _build(args.size, Path(tmp.name))
+        root = build_demo(args.size, Path(tmp.name))
         print(f"built the {args.size} demo in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     facts = Facts(Workspace.open(root))
     base = facts.static(facts.base, ["residents"])
@@ -103,7 +76,7 @@ def main() -> None:
         "cold_ms": round(cold * 1000, 2),
         "median_ms": round(statistics.median(times) * 1000, 3),
         "p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))] * 1000, 3),
-        "runs": args.runs, "machine": _machine()}
+        "runs": args.runs, "machine": machine()}
     print(f"zone impact, {len(zone):,} cells on {len(base):,} base cells "
           f"({result['zone_cells_with_facts']:,} with facts, "
           f"{result['zone_residents']:,} residents): median {result['median_ms']} ms, "

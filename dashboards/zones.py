@@ -30,16 +30,16 @@ from twin.i18n import FACILITY_KINDS, RESOURCES, TIERS, pick
 __all__ = ["EDITOR_STYLES", "ZoneEditor"]
 
 EDITOR_STYLES = """
-:host, .ct-ze { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei",
+:host { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei",
   "PingFang SC", system-ui, sans-serif; color: #e8eaf0; font-size: 15px; }
-.ct-impact h3, .ct-panel-title { font-size: 17px; margin: 4px 0 6px; color: #e8eaf0; }
-.ct-impact .ct-big { font-size: 34px; font-weight: 700; line-height: 1.1; }
-.ct-impact .ct-sub { color: #aab3c5; font-size: 14px; }
-.ct-impact table, .ct-conflict table, .ct-history table { width: 100%;
-  border-collapse: collapse; font-size: 14px; }
-.ct-impact td, .ct-impact th, .ct-conflict td, .ct-conflict th, .ct-history td,
-.ct-history th { padding: 3px 6px; border-bottom: 1px solid #2a3348; text-align: left; }
-.ct-impact th, .ct-conflict th, .ct-history th { color: #aab3c5; font-weight: 400; }
+h3 { font-size: 17px; margin: 4px 0 6px; color: #e8eaf0; }
+.ct-big { font-size: 34px; font-weight: 700; line-height: 1.1; }
+.ct-sub { color: #aab3c5; font-size: 14px; margin: 4px 0; }
+table { width: 100%; border-collapse: collapse; font-size: 14px; margin-top: 6px; }
+td, th { padding: 3px 8px; border-bottom: 1px solid #2a3348; text-align: left;
+  white-space: nowrap; }
+td.ct-wrap { white-space: normal; }
+th { color: #aab3c5; font-weight: 400; }
 .ct-num { text-align: right !important; font-variant-numeric: tabular-nums; }
 .ct-gap { color: #ff5a5f; font-weight: 700; }
 .ct-ok { color: #5fd38d; }
@@ -51,8 +51,17 @@ EDITOR_STYLES = """
 .ct-conflict { border: 2px solid #ff8c00; border-radius: 8px; padding: 8px 10px;
   background: #2a1e10; }
 .ct-conflict h3 { color: #ffb648; margin: 0 0 6px; }
-.ct-zone-status { color: #9fd3ff; min-height: 1.3em; font-size: 15px; }
+.ct-status-line { color: #9fd3ff; min-height: 1.3em; font-size: 15px; }
 .ct-hint { color: #aab3c5; font-size: 13px; }
+"""
+
+#: Tabs readable on the dark page: the chosen one filled, the others plain text.
+TAB_STYLES = """
+.bk-header { border-bottom: 1px solid #3a4660 !important; }
+.bk-tab { color: #aab3c5 !important; background: transparent !important;
+  font-size: 16px !important; padding: 6px 14px !important; border: 0 !important; }
+.bk-tab.bk-active { color: #fff !important; background: #2f6fe4 !important;
+  border-radius: 6px 6px 0 0 !important; font-weight: 700; }
 """
 
 
@@ -110,6 +119,7 @@ class ZoneEditor(pn.viewable.Viewer):
                                     sizing_mode="stretch_width",
                                     styles={"max-height": "9vh", "overflow": "hidden"})
         self._status = pn.pane.HTML("", css_classes=["ct-zone-status"], stylesheets=css,
+                                    styles={"color": "#9fd3ff", "font-size": "15px"},
                                     sizing_mode="stretch_width")
         # -- edit tab
         self._picker = pn.widgets.Select(name=label("zone", lang), options={},
@@ -201,7 +211,7 @@ class ZoneEditor(pn.viewable.Viewer):
             label=label("export_gpkg", lang), css_classes=["ct-export-gpkg"],
             stylesheets=styles, button_type="primary", embed=False)
         self._tabs = pn.Tabs(dynamic=False, sizing_mode="stretch_both",
-                             css_classes=["ct-tabs"], stylesheets=styles)
+                             css_classes=["ct-tabs"], stylesheets=[TAB_STYLES])
         # -- wiring: widgets -> state
         self._mode.param.watch(lambda e: self._set_mode(e.new), "value")
         self._brush.param.watch(lambda e: s.param.update(brush_k=int(e.new)), "value")
@@ -566,7 +576,8 @@ class ZoneEditor(pn.viewable.Viewer):
             f'<tr class="ct-version"><td>v{v.version}</td><td>{html.escape(v.created_at[:16])}'
             f"</td><td>{html.escape(v.author)}</td><td>{twin_label(v.tier, lang)}</td>"
             f"<td>{label('status_' + v.status, lang)}</td><td>{html.escape(v.valid_from)}</td>"
-            f"<td class='ct-num'>{len(v.cells):,d}</td><td>{html.escape(v.reason)}</td></tr>"
+            f"<td class='ct-num'>{len(v.cells):,d}</td><td class='ct-wrap'>"
+            f"{html.escape(v.reason)}</td></tr>"
             for v in reversed(versions))
         head = "".join(f"<th>{label(k, lang)}</th>" for k in (
             "version", "when", "author", "tier", "status", "valid_from", "cells", "reason"))
@@ -583,10 +594,10 @@ class ZoneEditor(pn.viewable.Viewer):
         names = [label("tab_edit", lang), f"{label('tab_proposals', lang)} ({proposals})",
                  f"{label('tab_downgrades', lang)} ({downgrades})", label("tab_history", lang),
                  label("tab_export", lang)]
-        for i, name in enumerate(names):
-            if i < len(self._tabs):
-                self._tabs[i].name = name
-        self._tabs.param.trigger("objects")
+        if len(self._tabs) == len(names) and list(self._tabs._names) != names:
+            active = self._tabs.active
+            self._tabs[:] = list(zip(names, list(self._tabs.objects), strict=True))
+            self._tabs.active = active
 
     # -- periodic -------------------------------------------------------------------------
     def _poll(self) -> None:

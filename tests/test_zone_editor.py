@@ -78,7 +78,7 @@ def test_a_drawn_polygon_becomes_its_cells_and_is_saved_with_its_outline(demo) -
 def test_a_brush_stroke_is_one_undo_step_and_leaves_no_gaps(demo) -> None:
     s = _state(demo)
     s.new_zone("lockdown")
-    west, south, east, north = demo.config.bbox
+    west, south, _east, north = demo.config.bbox
     y = (south + north) / 2
     xs = np.linspace(west + 0.01, west + 0.03, 5)
     # one stroke in two batches (a fast drag: points far apart)
