@@ -8,8 +8,8 @@ roads and buildings (:mod:`layers.basemap`).
 """
 
 from layers.basemap import boundaries, boundary_lines, boundary_names, buildings, land, roads
-from layers.editing import conflict_cells, diff_cells, draft_cells
 from layers.deck import deck, deck_spec, legends, tooltips, view_for_bounds
+from layers.editing import conflict_cells, diff_cells, draft_cells
 from layers.errors import LayerError, LayerInputError, PrivacyError
 from layers.facilities import facilities
 from layers.hexes import case_hexes, hex_ids, residents_hexes, resolution_for_zoom, risk_hexes
@@ -46,8 +46,8 @@ __all__ = [
     "cover_areas",
     "deck",
     "deck_spec",
-    "dispatch_arcs",
     "diff_cells",
+    "dispatch_arcs",
     "dispatch_routes",
     "draft_cells",
     "facilities",
