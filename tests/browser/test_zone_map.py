@@ -1,4 +1,4 @@
-"""Browser tests of :class:`dashboards.zone_map.ZoneMap` in the harness app
+"""Tests of :class:`dashboards.zone_map.ZoneMap` in the harness app
 (``tests/browser/zone_map_app.py``): the bundle is served by our server, the map draws, and
 drawing, brushing and modifying reach Python as checked messages.
 
@@ -17,13 +17,77 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from dashboards import zone_map as zm
 from tests.browser.conftest import nonblank, served
 
 APP = Path(__file__).with_name("zone_map_app.py")
 DEGREES = 1e-5
-pytestmark = pytest.mark.browser
+
+
+SQUARE = {"type": "Polygon", "coordinates": [[[121.49, 31.19], [121.51, 31.19], [121.51, 31.21],
+                                               [121.49, 31.19]]]}
+
+
+def test_to_wire_sends_columns_with_nulls_and_drops_the_panel_marker() -> None:
+    frame = pd.DataFrame({"hex": ["8a3", None], "v": [1.5, np.nan], "r": np.array([1, 2], np.uint8),
+                          "_cells": np.zeros(2, np.uint8)})
+    wire = zm.to_wire({"@@type": "H3HexagonLayer", "id": "cells", "data": frame})
+    assert wire["data"] == {"@@columns": {"hex": ["8a3", None], "v": [1.5, None], "r": [1, 2]}}
+    assert type(wire["data"]["@@columns"]["r"][0]) is int
+    geojson = {"type": "FeatureCollection", "features": []}
+    assert zm.to_wire({"id": "g", "data": geojson})["data"] is geojson
+    json.dumps(wire)  # JSON as it is
+
+
+def test_missing_bundle_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(zm.ZoneMap, "_bundle", tmp_path / "ZoneMap.bundle.js")
+    with pytest.raises(FileNotFoundError, match=r"run \./scripts/setup"):
+        zm.ZoneMap()
+
+
+def test_messages_are_checked_before_callbacks_see_them(caplog: pytest.LogCaptureFixture) -> None:
+    if not zm._BUNDLE.is_file():
+        pytest.skip("bundle not built (./scripts/setup)")
+    assert zm.ZoneMap._importmap == {}
+    zone_map = zm.ZoneMap(outline={"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "a"}, "geometry": SQUARE}]})
+    got: dict[str, list[Any]] = {"polygon": [], "stroke": [], "outline": []}
+    zone_map.on_polygon(got["polygon"].append)
+    zone_map.on_stroke(got["stroke"].append)
+    zone_map.on_outline(got["outline"].append)
+    zone_map.on_stroke(lambda stroke: 1 / 0)  # logged, not raised; the others still run
+    for msg in [
+        {"kind": "nonsense"}, "text", None,
+        {"kind": "stroke", "stroke": 1, "mode": "add", "points": [[200.0, 31.2]], "final": True},
+        {"kind": "stroke", "stroke": 1, "mode": "add", "points": [[121.5, float("nan")]],
+         "final": True},
+        {"kind": "stroke", "stroke": 1, "mode": "add", "points": [[121.5, 31.2]] * 5001,
+         "final": False},
+        {"kind": "stroke", "stroke": True, "mode": "add", "points": [], "final": True},
+        {"kind": "stroke", "stroke": 2, "mode": "paint", "points": [], "final": True},
+        {"kind": "polygon", "geometry": {"type": "Polygon", "coordinates": [[[121.5, 31.2]]]}},
+        {"kind": "polygon", "geometry": {"type": "Point", "coordinates": [121.5, 31.2]}},
+    ]:
+        zone_map._handle_msg(msg)
+    assert got == {"polygon": [], "stroke": [], "outline": []}
+    with caplog.at_level("ERROR"):
+        zone_map._handle_msg({"kind": "stroke", "stroke": 3, "mode": "remove",
+                              "points": [[121.5, 31.2]] * 5000, "final": True})
+    assert len(got["stroke"]) == 1 and len(got["stroke"][0]["points"]) == 5000
+    assert "callback" in caplog.text
+    zone_map._handle_msg({"kind": "polygon", "geometry": {
+        "type": "Polygon", "coordinates": [[[121.49, 31.19], [121.51, 31.19], [121.5, 31.2]]]}})
+    assert got["polygon"][0]["coordinates"][0][-1] == [121.49, 31.19]  # closed here
+    moved = {"type": "Polygon", "coordinates": [[[121.49, 31.19], [121.52, 31.18],
+                                                 [121.51, 31.21], [121.49, 31.19]]]}
+    zone_map._handle_msg({"kind": "outline", "index": 0, "geometry": moved})
+    assert got["outline"] == [moved]
+    assert zone_map.outline["features"][0]["geometry"] == moved
+    assert zone_map.outline["features"][0]["properties"] == {"name": "a"}
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +141,7 @@ def kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e["data"] for e in events if e["event"] == kind]
 
 
+@pytest.mark.browser
 def test_bundle_is_served_here_and_the_map_draws(page: Any, recorded: list[str], app: Any,
                                                  tmp_path: Path) -> None:
     open_map(page, app)
@@ -102,6 +167,7 @@ def test_bundle_is_served_here_and_the_map_draws(page: Any, recorded: list[str],
     assert kinds(read_events(app[1], lambda e: bool(kinds(e, "ready"))), "ready")
 
 
+@pytest.mark.browser
 def test_draw_a_polygon_finished_by_double_click(page: Any, app: Any) -> None:
     events = open_map(page, app, "?mode=draw")
     assert page.locator(".ct-zone-map").get_attribute("data-mode") == "draw"
@@ -127,6 +193,7 @@ def test_draw_a_polygon_finished_by_double_click(page: Any, app: Any) -> None:
     assert len(kinds(read_events(events, lambda e: False, timeout=0), "polygon")) == 1
 
 
+@pytest.mark.browser
 def test_brush_stroke_arrives_in_batches_and_the_map_stays(page: Any, app: Any) -> None:
     events = open_map(page, app, "?mode=brush_add")
     fixed = project(page, 121.5, 31.2)
@@ -157,6 +224,7 @@ def test_brush_stroke_arrives_in_batches_and_the_map_stays(page: Any, app: Any) 
     assert math.dist(project(page, 121.5, 31.2), fixed) < 0.5, "the map panned while brushing"
 
 
+@pytest.mark.browser
 def test_modify_drags_an_outline_vertex(page: Any, app: Any) -> None:
     events = open_map(page, app, "?mode=modify&outline=1")
     vertex = pixel(page, 121.505, 31.195)  # the outline's second vertex
