@@ -124,6 +124,10 @@ function controllerFor(mode) {
 }
 
 export function render({model, el}) {
+  // Panel re-renders into the same element without calling "remove" handlers: free the old map.
+  if (el.ctZoneMap) {
+    el.ctZoneMap.finalize()
+  }
   el.classList.add("ct-zone-map")
   Object.assign(el.style, {
     position: "relative", width: "100%", height: "100%", minHeight: "100px",
@@ -140,6 +144,7 @@ export function render({model, el}) {
   let stroke = null
   let flushTimer = null
   let ready = false
+  let finalized = false
 
   const deck = new Deck({
     parent: el,
@@ -380,25 +385,27 @@ export function render({model, el}) {
   el.addEventListener("pointerdown", onPointerDown, true)
 
   // ---- Python -> JS ----
-  model.on("base_layers", () => {
+  // Handlers of a map replaced by a re-render must not touch its finalized deck.
+  const on = (name, callback) => model.on(name, () => finalized || callback())
+  on("base_layers", () => {
     baseLayers = buildLayers(model.base_layers)
     refresh()
   })
-  model.on("draft_layers", () => {
+  on("draft_layers", () => {
     draftLayers = buildLayers(model.draft_layers)  // base instances are kept
     refresh()
   })
-  model.on("view", () => {
+  on("view", () => {
     viewState = normaliseView(model.view)
     deck.setProps({viewState})
   })
-  model.on("mode", () => {
+  on("mode", () => {
     endStroke(null)
     el.dataset.mode = model.mode
     deck.setProps({views: new MapView({id: "map", controller: controllerFor(model.mode)})})
     refresh()
   })
-  model.on("outline", () => {
+  on("outline", () => {
     const next = model.outline || null
     // Python echoes our own edits back; replacing equal data mid-gesture would be wasted work.
     if (JSON.stringify(next) !== JSON.stringify(outline)) {
@@ -406,7 +413,7 @@ export function render({model, el}) {
       refresh()
     }
   })
-  model.on("tooltips", () => deck.setProps({getTooltip}))
+  on("tooltips", () => deck.setProps({getTooltip}))
 
   const api = {
     deck,
@@ -434,14 +441,22 @@ export function render({model, el}) {
   el.ctZoneMap = api
   window.ctZoneMap = api
 
-  model.on("remove", () => {
+  api.finalize = () => {
+    if (finalized) {
+      return
+    }
+    finalized = true
     endStroke(null)
     el.removeEventListener("pointerdown", onPointerDown, true)
     if (window.ctZoneMap === api) {
       delete window.ctZoneMap
     }
+    if (el.ctZoneMap === api) {
+      delete el.ctZoneMap
+    }
     deck.finalize()
-  })
+  }
+  model.on("remove", api.finalize)
 
   refresh()
 }
