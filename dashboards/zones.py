@@ -65,6 +65,18 @@ TAB_STYLES = """
 """
 
 
+def _only_our_extensions() -> None:
+    """Name this session's Panel extensions (Tabulator), so its page loads no other.
+
+    Without a list Panel loads the scripts of every extension model imported in the process:
+    once a cockpit has been served, its DeckGL pane's deck.gl 9.1 would load here too and the
+    map's own deck.gl (in ZoneMap's bundle) refuse to start ("deck.gl - multiple versions
+    detected"), leaving the whole page unrendered.
+    """
+    if pn.state.curdoc is not None:
+        pn.extension("tabulator")
+
+
 def twin_label(key: str, lang: str) -> str:
     """The name of a tier, facility kind or resource in ``lang``."""
     for names in (TIERS, FACILITY_KINDS, RESOURCES):
@@ -89,6 +101,7 @@ class ZoneEditor(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        _only_our_extensions()
         s = self.state
         lang = s.lang
         styles = [WIDGET_STYLES]
