@@ -375,8 +375,8 @@ class ZoneEditorState(param.Parameterized):
     # -- decisions ---------------------------------------------------------------------
     def _after_write(self, message: str) -> None:
         self.status = message
-        self.refresh(force=True)
-        self.data_version += 1
+        if not self.refresh(force=True):  # a refresh that found the write bumped it already
+            self.data_version += 1
 
     def save(self, reason: str, *, resolve: dict[str, str] | None = None) -> Any:
         """Save the draft with ``reason``: a new zone is created; an existing one is saved
