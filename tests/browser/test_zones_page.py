@@ -485,6 +485,38 @@ def test_the_brush_adds_and_removes_cells_and_the_map_stays(app, planner) -> Non
     assert _cell_at(ws, cx - 0.014, y) not in cells  # brushed away
 
 
+# -- 6. a screenshot --------------------------------------------------------------------------
+def test_screenshot_after_drawing_shows_the_map(planner, tmp_path: Path) -> None:
+    page = planner
+    assert page.viewport_size == {"width": 1920, "height": 1080}
+    _new_zone(page)
+    _mode(page, "画多边形", "draw")
+    # Near the middle of the map as it is (an opened zone would have zoomed it in).
+    box = page.locator(".ct-zone-map").first.bounding_box()
+    mx, my = box["x"] + box["width"] * 0.42, box["y"] + box["height"] * 0.55
+    corners = [page.evaluate("p => window.ctZoneMap.unproject(p)", [mx + dx, my + dy])
+               for dx, dy in ((-160, -120), (170, -110), (150, 130), (-140, 120))]
+    _draw(page, [(float(lon), float(lat)) for lon, lat in corners])
+    _wait_cells(page, lambda k: k > 0, "cells after drawing")
+    _mode(page, "浏览", "view")
+    assert "draft" in page.evaluate("window.ctZoneMap.layerIds()")
+    box = page.locator(".ct-zone-map").first.bounding_box()
+    region = (int(box["x"]), int(box["y"]), int(box["x"] + box["width"]),
+              int(box["y"] + box["height"]))
+    assert box["width"] > 900 and box["height"] > 600, box
+    path = tmp_path / "zones-1920x1080.png"
+    deadline = time.monotonic() + 10
+    while True:
+        page.wait_for_timeout(300)
+        shot = page.screenshot(type="png")
+        drawn = nonblank(shot, region)
+        if drawn > 0.2 or time.monotonic() > deadline:
+            break
+    path.write_bytes(shot)
+    assert drawn > 0.2, f"only {drawn:.1%} of the map drawn; see {path}"
+    shutil.copyfile(path, "/tmp/zones-1920x1080.png")
+
+
 # -- 4. two planners --------------------------------------------------------------------------
 def test_two_planners_merge_and_settle_a_real_conflict(app, planner, chromium) -> None:
     from twin.zones import Zones
@@ -591,35 +623,3 @@ def test_viewer_and_gis_are_refused_and_get_no_map(app, page) -> None:
         assert page.locator(".ct-zones-map").count() == 0
         assert page.evaluate("window.ctZoneMap === undefined")
         page.goto(f"{base}/logout")
-
-
-# -- 6. a screenshot --------------------------------------------------------------------------
-def test_screenshot_after_drawing_shows_the_map(planner, tmp_path: Path) -> None:
-    page = planner
-    assert page.viewport_size == {"width": 1920, "height": 1080}
-    _new_zone(page)
-    _mode(page, "画多边形", "draw")
-    # Around the middle of the map as it is (an opened zone may have zoomed it in).
-    box = page.locator(".ct-zone-map").first.bounding_box()
-    mx, my = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
-    corners = [page.evaluate("p => window.ctZoneMap.unproject(p)", [mx + dx, my + dy])
-               for dx, dy in ((-160, -120), (170, -110), (150, 130), (-140, 120))]
-    _draw(page, [(float(lon), float(lat)) for lon, lat in corners])
-    _wait_cells(page, lambda k: k > 0, "cells after drawing")
-    _mode(page, "浏览", "view")
-    assert "draft" in page.evaluate("window.ctZoneMap.layerIds()")
-    box = page.locator(".ct-zone-map").first.bounding_box()
-    region = (int(box["x"]), int(box["y"]), int(box["x"] + box["width"]),
-              int(box["y"] + box["height"]))
-    assert box["width"] > 900 and box["height"] > 600, box
-    path = tmp_path / "zones-1920x1080.png"
-    deadline = time.monotonic() + 10
-    while True:
-        page.wait_for_timeout(300)
-        shot = page.screenshot(type="png")
-        drawn = nonblank(shot, region)
-        if drawn > 0.2 or time.monotonic() > deadline:
-            break
-    path.write_bytes(shot)
-    assert drawn > 0.2, f"only {drawn:.1%} of the map drawn; see {path}"
-    shutil.copyfile(path, "/tmp/zones-1920x1080.png")
