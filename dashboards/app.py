@@ -33,7 +33,7 @@ from dashboards.labels import label
 from dashboards.situation import shared_situation
 from dashboards.state import CockpitState
 from twin.errors import TwinError
-from twin.users import AuthError, UnknownUserError, User, Users, require
+from twin.users import AuthError, UnknownUserError, User, Users, can, require
 
 __all__ = ["LOGIN_HTML", "TwinAuthProvider", "current_user", "make_pages", "serve"]
 
@@ -204,9 +204,11 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
     pn.state.onload(view.start_callbacks)
     pn.state.on_session_destroyed(_release_memory)
     title = f"{workspace.config.display_name(page_lang)} · {label('title', page_lang)}"
+    editor = (f'<a href="/zones" class="ct-to-zones">{label("zone_editor", page_lang)}</a> · '
+              if can(user.role, "edit_zones") else "")
     header = "" if kiosk else (
         f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
-        f'<a href="/logout">{label("logout", page_lang)}</a></span>')
+        f'{editor}<a href="/logout">{label("logout", page_lang)}</a></span>')
     # A plain layout rather than a template: panel-material-ui's Page cost 3-6 s of the
     # first render in software WebGL (measured), for a header bar.
     if pn.state.curdoc is not None:
@@ -304,11 +306,17 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
     shared = shared_situation(workspace.root)
 
     def warm() -> None:
+        from dashboards.zones_state import EDITOR_DEFAULT_ON
+
         shared.current()
         for page_lang in ("zh", "en"):
             for role in ("viewer", "planner"):
                 with contextlib.suppress(TwinError):
                     CockpitState(workspace, shared, role=role, lang=page_lang).tooltips()
+        # The zone editor's map of the latest day (the same layers for every planner).
+        with contextlib.suppress(TwinError):
+            CockpitState(workspace, shared, role="planner", lang=lang or workspace.config.language,
+                         layers_on=list(EDITOR_DEFAULT_ON)).map_layers()
 
     server.io_loop.add_callback(lambda: threading.Thread(
         target=warm, name="citytwin-warm", daemon=True).start())

@@ -145,7 +145,8 @@ def _stroke(msg: dict[str, Any]) -> dict[str, Any] | None:
 class ZoneMap(JSComponent):
     """The zone editor's map: base and draft layers, drawing, brushing and outline editing.
 
-    ``base_layers`` are drawn first (bottom) and change rarely; ``draft_layers`` above them
+    ``base_layers`` are drawn first (bottom) and change rarely (date, toggles, new data);
+    ``zone_layers`` above them change with every zone save; ``draft_layers`` above those
     change on every stroke (only the changed list is rebuilt in the browser); the editing
     layer is on top. Set ``view`` to jump; ``mode`` picks the gesture: ``"view"`` pans,
     ``"draw"`` draws a polygon (click the vertices, finish with a double-click, a click on
@@ -162,8 +163,10 @@ class ZoneMap(JSComponent):
 
     base_layers = param.List(default=[], doc="""
         deck.gl JSON layer specs (wire form, see to_wire), drawn first (bottom).""")
+    zone_layers = param.List(default=[], doc="""
+        Specs drawn above the base layers (the zones and proposals); change per save.""")
     draft_layers = param.List(default=[], doc="""
-        Specs drawn above the base layers, below the editing layer; change per stroke.""")
+        Specs drawn above the zone layers, below the editing layer; change per stroke.""")
     view = param.Dict(default={}, doc="""
         {longitude, latitude, zoom[, pitch, bearing]}: the initial view; a new dict jumps.""")
     mode = param.Selector(default="view",

@@ -85,6 +85,14 @@ def twin_label(key: str, lang: str) -> str:
     return key
 
 
+def _lowest(cover: dict[str, float], lang: str) -> str:
+    """The resource with the fewest days of cover inside, e.g. "饮用水 2.5 天"."""
+    if not cover:
+        return "–"
+    resource, days = min(cover.items(), key=lambda kv: kv[1])
+    return f"{twin_label(resource, lang)} {_days(days)} {label('days_unit', lang)}"
+
+
 def _n(value: float) -> str:
     return f"{round(value):,d}"
 
@@ -122,6 +130,9 @@ class ZoneEditor(pn.viewable.Viewer):
                                        css_classes=["ct-undo"], stylesheets=styles, width=90)
         self._redo = pn.widgets.Button(name=f"↷ {label('redo', lang)}", disabled=True,
                                        css_classes=["ct-redo"], stylesheets=styles, width=90)
+        self._city = pn.widgets.Button(name=f"⤢ {label('whole_city', lang)}",
+                                       css_classes=["ct-whole-city"], stylesheets=styles,
+                                       width=110)
         self._toggles = pn.widgets.CheckButtonGroup(
             options={label(t, lang): t for t in EDITOR_TOGGLES}, value=list(s.layers_on),
             css_classes=["ct-layers"], button_type="default", stylesheets=styles)
@@ -130,7 +141,7 @@ class ZoneEditor(pn.viewable.Viewer):
                                            stylesheets=styles, width=160)
         self._legend = pn.pane.HTML("", css_classes=["ct-legend"], stylesheets=css,
                                     sizing_mode="stretch_width",
-                                    styles={"max-height": "9vh", "overflow": "hidden"})
+                                    styles={"max-height": "14vh", "overflow": "hidden"})
         self._status = pn.pane.HTML("", css_classes=["ct-zone-status"], stylesheets=css,
                                     styles={"color": "#9fd3ff", "font-size": "15px"},
                                     sizing_mode="stretch_width")
@@ -188,12 +199,13 @@ class ZoneEditor(pn.viewable.Viewer):
         self._proposals = pn.widgets.Tabulator(
             None, selectable="checkbox", disabled=True, show_index=False,
             sizing_mode="stretch_both", css_classes=["ct-proposals"], theme="midnight",
-            layout="fit_data_stretch", min_height=300, pagination=None)
+            layout="fit_data_stretch", min_height=300, pagination=None,
+            titles={"id": label("zone", lang)})
         # -- downgrades tab
         self._downgrades = pn.widgets.Tabulator(
             None, selectable="checkbox", disabled=True, show_index=False,
             sizing_mode="stretch_both", css_classes=["ct-downgrades"], theme="midnight",
-            layout="fit_data_stretch", min_height=300)
+            layout="fit_data_stretch", min_height=300, titles={"id": label("zone", lang)})
         self._apply = pn.widgets.Button(name=label("apply_downgrade", lang),
                                         button_type="primary", css_classes=["ct-apply"],
                                         stylesheets=styles)
@@ -233,6 +245,10 @@ class ZoneEditor(pn.viewable.Viewer):
         self._toggles.param.watch(lambda e: s.param.update(layers_on=list(e.new)), "value")
         self._date.param.watch(self._on_date, "value")
         self._open.on_click(lambda _: self._do(self._open_picked))
+        self._picker.param.watch(lambda e: None if self._syncing or not e.new
+                                 else self._do(self._open_picked), "value")
+        self._city.on_click(lambda _: self._do(
+            lambda: setattr(self._map, "view", self._view_dict(s.view()))))
         self._new.on_click(lambda _: self._do(lambda: self._start_new()))
         self._tier.param.watch(lambda e: self._field(tier=e.new), "value")
         self._zstatus.param.watch(lambda e: self._field(status=e.new), "value")
@@ -245,6 +261,7 @@ class ZoneEditor(pn.viewable.Viewer):
         self._edit_first.on_click(lambda _: self._do(self._edit_selected))
         self._propose.on_click(lambda _: self._do(s.run_propose))
         self._apply.on_click(lambda _: self._do(self._apply_selected))
+        self._proposals.param.watch(self._on_pick_proposal, "selection")
         self._show_diff.on_click(lambda _: self._do(self._diff))
         self._hide_diff.on_click(lambda _: self._do(lambda: s.param.update(diff=None)))
         # -- wiring: state -> view
@@ -256,6 +273,7 @@ class ZoneEditor(pn.viewable.Viewer):
         s.param.watch(lambda e: self._mode.param.update(value=e.new), ["mode"])
         self._callbacks: list[Any] = []
         self._syncing = False
+        self._opened: Any = None
         self._map.view = self._view_dict(s.view())
         self._map.tooltips = {}
         self._render_base()
@@ -293,8 +311,10 @@ class ZoneEditor(pn.viewable.Viewer):
     # -- view -> state ------------------------------------------------------------------------
     def _set_mode(self, mode: str) -> None:
         s = self.state
-        if mode != "view" and s.draft is None:
-            s.new_zone(self._tier.value or "lockdown")
+        if mode != "view":
+            if s.draft is None:
+                s.new_zone("lockdown")
+            self._tabs.active = 0  # the impact beside the map while drawing
         if mode == "modify":
             self._map.outline = s.outline_geojson()
         s.mode = mode
@@ -318,7 +338,7 @@ class ZoneEditor(pn.viewable.Viewer):
         self._fit_zone()
 
     def _start_new(self) -> None:
-        self.state.new_zone(self._tier.value or "lockdown")
+        self.state.new_zone("lockdown")
         self._tabs.active = 0
 
     def _fit_zone(self) -> None:
@@ -357,6 +377,18 @@ class ZoneEditor(pn.viewable.Viewer):
             self.state.status = label("select_rows", self.state.lang)
             return []
         return [frame.iloc[i].to_dict() for i in table.selection if i < len(frame)]
+
+    def _on_pick_proposal(self, event: Any) -> None:
+        """One proposal ticked: show it on the map (opened in the editor, nothing written)."""
+        frame = self._proposals.value
+        if len(event.new) != 1 or frame is None or event.new[0] >= len(frame):
+            return
+        zone_id = frame.iloc[event.new[0]]["id"]
+        if self.state.draft is not None and self.state.draft.zone_id == zone_id:
+            return
+        if self.state.dirty:
+            return  # never drop a planner's unsaved edit for a preview
+        self._do(lambda: (self.state.open_zone(zone_id), self._fit_zone()))
 
     def _accept_selected(self) -> None:
         day = self._accept_from.value or self.state.date
@@ -415,9 +447,17 @@ class ZoneEditor(pn.viewable.Viewer):
     # -- state -> view ------------------------------------------------------------------------
     def _render_base(self, *_: Any) -> None:
         def work() -> None:
-            maplayers = self.state.base_layers()
-            self._map.base_layers = self._wire(maplayers)
-            self._map.tooltips = {**self._map.tooltips, **layers.tooltips(maplayers)}
+            base, zones = self.state.base_layers(), self.state.zone_layers()
+            maplayers = [*base, *zones]
+            # A zone save changes the zones only: the ground, risk and cases (most of the
+            # bytes) are sent again only when they differ from what the page holds.
+            for name, wire in (("base_layers", self._wire(base)),
+                               ("zone_layers", self._wire(zones))):
+                if wire != getattr(self._map, name):
+                    setattr(self._map, name, wire)
+            tips = {**self._map.tooltips, **layers.tooltips(maplayers)}
+            if tips != self._map.tooltips:
+                self._map.tooltips = tips
             self._legend.object = '<div style="display:flex;gap:2vw;flex-wrap:wrap">' + "".join(
                 f"<div>{m.legend.to_html(self.state.lang)}</div>" for m in maplayers
                 if m.legend is not None and not m.id.startswith(
@@ -429,8 +469,20 @@ class ZoneEditor(pn.viewable.Viewer):
             s = self.state
             edit = s.edit_layers()
             self._map.draft_layers = self._wire(edit)
-            self._map.tooltips = {**self._map.tooltips, **layers.tooltips(edit)}
+            tips = {**self._map.tooltips, **layers.tooltips(edit)}
+            if tips != self._map.tooltips:
+                self._map.tooltips = tips
             draft = s.draft
+            opened = (draft.zone_id, draft.base_version) if draft is not None else None
+            if opened != self._opened:
+                self._opened = opened
+                self._render_history()
+                if draft is not None and draft.zone_id and self._picker.value != draft.zone_id:
+                    self._syncing = True
+                    try:
+                        self._picker.value = draft.zone_id
+                    finally:
+                        self._syncing = False
             self._undo.disabled = not s.can_undo
             self._redo.disabled = not s.can_redo
             editing = draft is not None
@@ -550,9 +602,7 @@ class ZoneEditor(pn.viewable.Viewer):
                 label("facilities", lang): [", ".join(f"{twin_label(k, lang)} {n}"
                                                       for k, n in p["facilities"].items())
                                             for p in props],
-                label("days_cover", lang): [", ".join(f"{twin_label(r, lang)} {_days(d)}"
-                                                      for r, d in p["cover"].items())
-                                            for p in props],
+                label("lowest_cover", lang): [_lowest(p["cover"], lang) for p in props],
                 label("proposed_on", lang): [p["valid_from"] for p in props]})
             self._proposals.value = frame
             self._proposals.selection = []
@@ -625,7 +675,7 @@ class ZoneEditor(pn.viewable.Viewer):
     # -- layout -----------------------------------------------------------------------------
     def __panel__(self) -> Any:
         lang = self.state.lang
-        tools = pn.Row(self._mode, self._brush, self._undo, self._redo,
+        tools = pn.Row(self._mode, self._brush, self._undo, self._redo, self._city,
                        sizing_mode="stretch_width", css_classes=["ct-tools"])
         bottom = pn.Row(self._date, self._toggles, sizing_mode="stretch_width")
         left = pn.Column(tools, self._map, self._legend, bottom, self._status,

@@ -30,12 +30,17 @@ from twin.errors import TwinError
 from twin.i18n import TIERS, pick
 from twin.users import ROLES, require
 
-__all__ = ["EDITOR_TOGGLES", "MAX_UNDO", "MODES", "Draft", "ZoneEditorState"]
+__all__ = ["EDITOR_DEFAULT_ON", "EDITOR_TOGGLES", "MAX_UNDO", "MODES", "Draft",
+           "ZoneEditorState"]
 
 #: What the planner's pointer does on the map.
 MODES: tuple[str, ...] = ("view", "draw", "brush_add", "brush_remove", "modify")
 #: Map layers the editor can switch (the cockpit's names).
 EDITOR_TOGGLES: tuple[str, ...] = ("risk", "cases", "zones", "proposals", "facilities", "roads")
+#: Shown when a page opens.
+EDITOR_DEFAULT_ON: tuple[str, ...] = ("risk", "cases", "zones", "proposals")
+#: Layer ids drawn from the zones (they change with every save; the rest does not).
+ZONE_LAYER_PREFIXES = ("zones_", "proposals_")
 #: Undo steps kept per page.
 MAX_UNDO = 200
 #: Days after the last data day that a planner may pick (decisions taking effect ahead).
@@ -84,7 +89,7 @@ class ZoneEditorState(param.Parameterized):
     date = param.CalendarDate(default=None, allow_None=True, doc="The day judged and shown.")
     start = param.CalendarDate(default=None, allow_None=True, constant=True)
     end = param.CalendarDate(default=None, allow_None=True, constant=True)
-    layers_on = param.ListSelector(default=["risk", "cases", "zones", "proposals"],
+    layers_on = param.ListSelector(default=list(EDITOR_DEFAULT_ON),
                                    objects=list(EDITOR_TOGGLES))
     mode = param.Selector(default="view", objects=list(MODES))
     brush_k = param.Integer(default=0, bounds=(0, 3),
@@ -104,7 +109,8 @@ class ZoneEditorState(param.Parameterized):
         super().__init__(workspace=workspace, user=user.name, role=user.role, **params)
         self._shared = situation or shared_situation(workspace.root)
         self.map = CockpitState(workspace, self._shared, role=self.role, lang=self.lang,
-                                layers_on=list(self.layers_on), hex_resolution=9)
+                                layers_on=list(self.layers_on))
+        # (the cockpit's resolution: the same layers, shared with every cockpit)
         with param.edit_constant(self):
             self.start = self.map.start
             self.end = (self.map.end + dt.timedelta(days=PLAN_AHEAD_DAYS)
@@ -145,7 +151,7 @@ class ZoneEditorState(param.Parameterized):
             draft = self.draft
             if draft is not None and draft.zone_id is not None:
                 current = self._zones().get(draft.zone_id)
-                if current.version != draft.base_version:
+                if current.version != draft.base_version and current.author != self.user:
                     self.status = label("colleague_saved", self.lang).format(
                         zone=draft.zone_id, version=current.version, author=current.author)
         return changed
@@ -236,8 +242,14 @@ class ZoneEditorState(param.Parameterized):
         self.saved = draft
         self.draft = draft
 
-    def open_zone(self, zone_id: str) -> Draft:
-        """Edit the current version of ``zone_id``."""
+    def _keep_unsaved(self, discard: bool) -> None:
+        if self.dirty and not discard:
+            raise TwinError(label("unsaved_changes", self.lang))
+
+    def open_zone(self, zone_id: str, *, discard: bool = False) -> Draft:
+        """Edit the current version of ``zone_id`` (refused while the open draft has unsaved
+        changes, unless ``discard``)."""
+        self._keep_unsaved(discard)
         z = self._zones().get(zone_id)
         outline = None
         if z.outline is not None:
@@ -250,8 +262,10 @@ class ZoneEditorState(param.Parameterized):
         self.status = label("opened", self.lang).format(zone=z.zone_id, version=z.version)
         return draft
 
-    def new_zone(self, tier: str = "lockdown") -> Draft:
-        """Start a new zone (nothing is written until it is saved)."""
+    def new_zone(self, tier: str = "lockdown", *, discard: bool = False) -> Draft:
+        """Start a new zone (nothing is written until it is saved; refused while the open
+        draft has unsaved changes, unless ``discard``)."""
+        self._keep_unsaved(discard)
         day = (self.date or dt.date.today()).isoformat()
         draft = Draft(None, None, "", np.empty(0, np.uint64), tier, "proposed", day)
         self._load(draft)
@@ -373,10 +387,16 @@ class ZoneEditorState(param.Parameterized):
                 and not self.draft.same(self.saved))
 
     # -- decisions ---------------------------------------------------------------------
-    def _after_write(self, message: str) -> None:
-        self.status = message
+    def _after_write(self, message: str, zone: Any = None) -> None:
+        """After this planner's own write: an open draft of that zone follows it (it is not
+        a colleague's change), the page picks up the new data, then says what was done."""
+        draft = self.draft
+        if (zone is not None and draft is not None and draft.zone_id == zone.zone_id
+                and not self.dirty):
+            self._reload(zone)
         if not self.refresh(force=True):  # a refresh that found the write bumped it already
             self.data_version += 1
+        self.status = message
 
     def save(self, reason: str, *, resolve: dict[str, str] | None = None) -> Any:
         """Save the draft with ``reason``: a new zone is created; an existing one is saved
@@ -437,7 +457,8 @@ class ZoneEditorState(param.Parameterized):
         day = valid_from.isoformat() if isinstance(valid_from, dt.date) else valid_from
         result = accept(self.workspace, zone_id, z.version, valid_from=day, author=self.user,
                         reason=reason or None)
-        self._after_write(label("accepted", self.lang).format(zone=zone_id, day=day))
+        self._after_write(label("accepted", self.lang).format(zone=zone_id, day=day),
+                          result.zone)
         return result
 
     def reject(self, zone_id: str, reason: str) -> Any:
@@ -446,7 +467,7 @@ class ZoneEditorState(param.Parameterized):
 
         z = self._zones().get(zone_id)
         result = reject(self.workspace, zone_id, z.version, reason=reason, author=self.user)
-        self._after_write(label("rejected", self.lang).format(zone=zone_id))
+        self._after_write(label("rejected", self.lang).format(zone=zone_id), result.zone)
         return result
 
     def run_propose(self) -> dict[str, Any]:
@@ -471,9 +492,8 @@ class ZoneEditorState(param.Parameterized):
         result = save_edit(self.workspace, item["zone_id"], edit, author=self.user,
                            reason=reason)
         self._after_write(label("downgraded", self.lang).format(
-            zone=item["zone_id"], tier=pick(TIERS, item["suggested_tier"], self.lang), day=day))
-        if self.draft is not None and self.draft.zone_id == item["zone_id"]:
-            self._reload(result.zone)
+            zone=item["zone_id"], tier=pick(TIERS, item["suggested_tier"], self.lang), day=day),
+            result.zone)
         return result
 
     def show_diff(self, old: int, new: int | None = None) -> dict[str, Any]:
@@ -500,8 +520,12 @@ class ZoneEditorState(param.Parameterized):
 
     # -- the map -----------------------------------------------------------------------
     def base_layers(self) -> list[Any]:
-        """The cockpit's layers for the date and toggles (shared per process)."""
-        return self.map.map_layers()
+        """The cockpit's layers for the date and toggles (shared per process), but the zones."""
+        return [m for m in self.map.map_layers() if not m.id.startswith(ZONE_LAYER_PREFIXES)]
+
+    def zone_layers(self) -> list[Any]:
+        """The zones and proposals valid on the date (they change with every save)."""
+        return [m for m in self.map.map_layers() if m.id.startswith(ZONE_LAYER_PREFIXES)]
 
     def edit_layers(self) -> list[Any]:
         """The draft, the diff and the conflict cells (change on every stroke)."""
@@ -552,7 +576,7 @@ class ZoneEditorState(param.Parameterized):
         width, height = self.screen
         return layers.view_for_bounds((lon.min(), lat.min(), lon.max(), lat.max()),
                                       width=int(width * 0.58), height=int(height * 0.78),
-                                      padding=0.4, max_zoom=16.5)
+                                      padding=0.6, max_zoom=15.0)
 
 
 def _polygon(geometry: dict[str, Any]) -> Any:

@@ -221,6 +221,8 @@ def _new_zone(page: Any) -> None:
     page.locator(".ct-new button").click()
     _wait_status(page, "新建区域")
     _wait_cells(page, lambda n: n == 0, "a new zone's cells")
+    page.locator(".ct-whole-city button").click()  # ticking a proposal zoomed the map to it
+    _stable_view(page)
 
 
 def _project(page: Any, lon: float, lat: float) -> tuple[float, float]:
@@ -515,6 +517,12 @@ def test_screenshot_after_drawing_shows_the_map(planner, tmp_path: Path) -> None
     path.write_bytes(shot)
     assert drawn > 0.2, f"only {drawn:.1%} of the map drawn; see {path}"
     shutil.copyfile(path, "/tmp/zones-1920x1080.png")
+    # The drawing was never saved: the page keeps it (opening another zone is refused with
+    # a warning) until it is undone.
+    page.locator(".ct-new button").click()
+    _wait_status(page, "未保存")
+    page.locator(".ct-undo button").click()
+    _wait_cells(page, lambda k: k == 0, "cells after undoing the drawing")
 
 
 # -- 4. two planners --------------------------------------------------------------------------

@@ -137,6 +137,7 @@ export function render({model, el}) {
   el.dataset.ready = "0"
 
   let baseLayers = buildLayers(model.base_layers)
+  let zoneLayers = buildLayers(model.zone_layers)
   let draftLayers = buildLayers(model.draft_layers)
   let outline = model.outline || null
   let viewState = normaliseView(model.view)
@@ -277,7 +278,7 @@ export function render({model, el}) {
     if (editLayer) {
       top.push(editLayer)
     }
-    deck.setProps({layers: [...baseLayers, ...draftLayers, ...top]})
+    deck.setProps({layers: [...baseLayers, ...zoneLayers, ...draftLayers, ...top]})
   }
 
   // ---- brush strokes: plain DOM pointer events, flushed to Python in batches ----
@@ -389,6 +390,10 @@ export function render({model, el}) {
   const on = (name, callback) => model.on(name, () => finalized || callback())
   on("base_layers", () => {
     baseLayers = buildLayers(model.base_layers)
+    refresh()
+  })
+  on("zone_layers", () => {
+    zoneLayers = buildLayers(model.zone_layers)  // the zones change with every save
     refresh()
   })
   on("draft_layers", () => {
