@@ -10,6 +10,8 @@ save.
   impact panel beside the map shows the new cell count (``.ct-cells[data-value]``, polled on
   every animation frame): browser -> server (stroke message, cells, impact, layers) ->
   browser (panel and map updated). ``--runs`` clicks per size, median and p95.
+  The map is timed too (``stroke_map_ms``): until the map's draft layer holds the new cell
+  and two animation frames have passed (deck.gl draws on the next one).
 * ``save``: the 5,000-cell zone saved with a reason; from the click on 保存 until the status
   line says it was saved.
 
@@ -117,16 +119,23 @@ def _cells_shown(page: Any) -> int:
 
 
 def _open(page: Any, zone_id: str, n: int) -> None:
-    page.locator(".ct-zone-picker select").select_option(zone_id)
-    page.click(".ct-open button")
+    select = page.locator(".ct-zone-picker select")
+    labels = select.locator("option").all_inner_texts()
+    select.select_option(label=next(t for t in labels if t.startswith(f"{zone_id} · ")))
     page.wait_for_function("(n) => { const e = window.__ctFind('.ct-cells');"
                            " return e && Number(e.getAttribute('data-value')) === n }", arg=n,
                            polling="raf", timeout=60_000)
     page.wait_for_timeout(1500)  # the map fits the zone
 
 
-def _stroke(page: Any, lonlat: list[float]) -> float:
-    """One brush click on ``lonlat``: milliseconds until the impact panel counts it."""
+#: The number of cells the map's draft layer holds (-1 before there is one).
+DRAFT_ON_MAP = """() => { const d = window.ctZoneMap.deck.props.layers.find(
+  (l) => l.id === "draft"); return d ? d.props.data.length : -1 }"""
+
+
+def _stroke(page: Any, lonlat: list[float]) -> tuple[float, float]:
+    """One brush click on ``lonlat``: milliseconds until the impact panel counts it, and
+    until the map's draft layer holds it and a frame has been drawn since."""
     before = _cells_shown(page)
     x, y = page.evaluate("(p) => window.ctZoneMap.project(p)", lonlat)
     t0 = time.perf_counter()
@@ -134,7 +143,13 @@ def _stroke(page: Any, lonlat: list[float]) -> float:
     page.wait_for_function("(n) => { const e = window.__ctFind('.ct-cells');"
                            " return e && Number(e.getAttribute('data-value')) !== n }",
                            arg=before, polling="raf", timeout=30_000)
-    return (time.perf_counter() - t0) * 1000
+    panel = (time.perf_counter() - t0) * 1000
+    after = _cells_shown(page)
+    page.wait_for_function(f"(n) => ({DRAFT_ON_MAP})() === n", arg=after, polling="raf",
+                           timeout=30_000)
+    page.evaluate("() => new Promise((ok) => requestAnimationFrame(() => "
+                  "requestAnimationFrame(ok)))")
+    return panel, (time.perf_counter() - t0) * 1000
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -178,23 +193,36 @@ def main() -> None:
                 context.close()
             result["first_render_s"] = {k: round(v / 1000, 2) if k != "n" else v
                                         for k, v in _stats([w * 1000 for w in warm]).items()}
+            print(f"first render: cold {result['first_render_cold_s']} s, warm "
+                  f"{result['first_render_s']}", file=sys.stderr)
             context, page = new_page(browser)
             _log_in(page, server.base)
             page.evaluate(DEEP)
             strokes: dict[str, Any] = {}
+            map_strokes: dict[str, Any] = {}
             for n in SIZES:
                 zone_id, outside = zones[n]
                 _open(page, zone_id, n)
                 page.click(".ct-mode button:has-text('刷子 加')")
                 page.wait_for_timeout(300)
-                times = []
+                times, drawn = [], []
                 for i in range(args.runs + 1):
-                    times.append(_stroke(page, outside[(i * 7) % len(outside)]))
+                    panel, mapped = _stroke(page, outside[(i * 7) % len(outside)])
+                    times.append(panel)
+                    drawn.append(mapped)
                     page.wait_for_timeout(150)
                 strokes[str(n)] = _stats(times[1:])  # the first one warms the path
+                map_strokes[str(n)] = _stats(drawn[1:])
+                for _ in times:  # back to the zone as saved (the page keeps unsaved edits)
+                    page.click(".ct-undo button")
+                    page.wait_for_timeout(100)
                 page.click(".ct-mode button:has-text('浏览')")
-                print(f"stroke round trip, {n} cells: {strokes[str(n)]}", file=sys.stderr)
+                print(f"stroke round trip, {n} cells: panel {strokes[str(n)]}, map "
+                      f"{map_strokes[str(n)]}", file=sys.stderr)
             result["stroke_ms"] = strokes
+            result["stroke_map_ms"] = map_strokes
+            page.click(".ct-mode button:has-text('刷子 加')")
+            _stroke(page, zones[5000][1][0])
             page.fill(".ct-reason input", "bench: save a 5,000-cell zone")
             t0 = time.perf_counter()
             page.click(".ct-save button")

@@ -14,6 +14,7 @@ before a callback sees it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -66,6 +67,24 @@ def to_wire(spec: dict[str, Any]) -> dict[str, Any]:
         frame = data.drop(columns=[marker]) if marker in data.columns else data
         out["data"] = {"@@columns": {str(name): _column(frame[name]) for name in frame.columns}}
     return out
+
+
+def _json(specs: list[dict[str, Any]]) -> str:
+    """Layer specs as compact JSON (NaN and infinities, which JSON lacks, as null)."""
+    try:
+        return json.dumps(specs, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except ValueError:
+        return json.dumps(_finite(specs), separators=(",", ":"), ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _number(value: Any) -> float | None:
@@ -161,12 +180,13 @@ class ZoneMap(JSComponent):
         When the bundle ``dashboards/static/ZoneMap.bundle.js`` has not been built.
     """
 
-    base_layers = param.List(default=[], doc="""
-        deck.gl JSON layer specs (wire form, see to_wire), drawn first (bottom).""")
-    zone_layers = param.List(default=[], doc="""
-        Specs drawn above the base layers (the zones and proposals); change per save.""")
-    draft_layers = param.List(default=[], doc="""
-        Specs drawn above the zone layers, below the editing layer; change per stroke.""")
+    # The layer lists travel to the browser as JSON text (base_json, zone_json, draft_json,
+    # set through the base_layers, zone_layers and draft_layers properties): Bokeh walks
+    # every list and dict a model holds after each change, looking for models, which cost
+    # over a second per stroke with the city's layers as nested lists; a string it skips.
+    base_json = param.String(default="[]", doc="base_layers as JSON.")
+    zone_json = param.String(default="[]", doc="zone_layers as JSON.")
+    draft_json = param.String(default="[]", doc="draft_layers as JSON.")
     view = param.Dict(default={}, doc="""
         {longitude, latitude, zoom[, pitch, bearing]}: the initial view; a new dict jumps.""")
     mode = param.Selector(default="view",
@@ -180,15 +200,53 @@ class ZoneMap(JSComponent):
 
     _bundle = _BUNDLE
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, *, base_layers: list[dict[str, Any]] | None = None,
+                 zone_layers: list[dict[str, Any]] | None = None,
+                 draft_layers: list[dict[str, Any]] | None = None, **params: Any) -> None:
         if not Path(self._bundle).is_file():
             raise FileNotFoundError(
                 "the zone editor's map bundle dashboards/static/ZoneMap.bundle.js is missing: "
                 "run ./scripts/setup (it builds frontend/zone_map with npm)")
         super().__init__(**params)
+        self._lists: dict[str, list[dict[str, Any]]] = {}
+        self.base_layers = base_layers or []
+        self.zone_layers = zone_layers or []
+        self.draft_layers = draft_layers or []
         self._polygon_callbacks: list[Callback] = []
         self._stroke_callbacks: list[Callback] = []
         self._outline_callbacks: list[Callback] = []
+
+    def _set_list(self, name: str, specs: list[dict[str, Any]]) -> None:
+        self._lists[name] = list(specs)
+        setattr(self, f"{name}_json", _json(self._lists[name]))
+
+    @property
+    def base_layers(self) -> list[dict[str, Any]]:
+        """deck.gl JSON layer specs (wire form, see :func:`to_wire`), drawn first (bottom);
+        change rarely (date, toggles, new data)."""
+        return self._lists["base"]
+
+    @base_layers.setter
+    def base_layers(self, specs: list[dict[str, Any]]) -> None:
+        self._set_list("base", specs)
+
+    @property
+    def zone_layers(self) -> list[dict[str, Any]]:
+        """Specs drawn above the base layers (the zones and proposals); change per save."""
+        return self._lists["zone"]
+
+    @zone_layers.setter
+    def zone_layers(self, specs: list[dict[str, Any]]) -> None:
+        self._set_list("zone", specs)
+
+    @property
+    def draft_layers(self) -> list[dict[str, Any]]:
+        """Specs drawn above the zone layers, below the editing layer; change per stroke."""
+        return self._lists["draft"]
+
+    @draft_layers.setter
+    def draft_layers(self, specs: list[dict[str, Any]]) -> None:
+        self._set_list("draft", specs)
 
     def on_polygon(self, callback: Callback) -> None:
         """Call ``callback(geometry)`` with the GeoJSON Polygon drawn in ``"draw"`` mode."""

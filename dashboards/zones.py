@@ -467,6 +467,9 @@ class ZoneEditor(pn.viewable.Viewer):
     def _render_draft(self, *_: Any) -> None:
         def work() -> None:
             s = self.state
+            # The numbers first: the browser applies patches in order, and the map's redraw
+            # of a big draft can hold the page for a moment.
+            self._impact.object = self._impact_html()
             edit = s.edit_layers()
             self._map.draft_layers = self._wire(edit)
             tips = {**self._map.tooltips, **layers.tooltips(edit)}
@@ -497,7 +500,6 @@ class ZoneEditor(pn.viewable.Viewer):
                     self._valid.value = dt.date.fromisoformat(draft.valid_from[:10])
             finally:
                 self._syncing = False
-            self._impact.object = self._impact_html()
             self._render_conflict()
             if s.mode == "modify":
                 self._map.outline = s.outline_geojson()

@@ -37,8 +37,9 @@ __all__ = ["EDITOR_DEFAULT_ON", "EDITOR_TOGGLES", "MAX_UNDO", "MODES", "Draft",
 MODES: tuple[str, ...] = ("view", "draw", "brush_add", "brush_remove", "modify")
 #: Map layers the editor can switch (the cockpit's names).
 EDITOR_TOGGLES: tuple[str, ...] = ("risk", "cases", "zones", "proposals", "facilities", "roads")
-#: Shown when a page opens.
-EDITOR_DEFAULT_ON: tuple[str, ...] = ("risk", "cases", "zones", "proposals")
+#: Shown when a page opens. Proposals are off: on the city they are a thousand zones (5 MB
+#: of layers, most of a first render); the proposals tab lists them and shows the one ticked.
+EDITOR_DEFAULT_ON: tuple[str, ...] = ("risk", "cases", "zones")
 #: Layer ids drawn from the zones (they change with every save; the rest does not).
 ZONE_LAYER_PREFIXES = ("zones_", "proposals_")
 #: Undo steps kept per page.

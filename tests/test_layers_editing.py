@@ -22,9 +22,11 @@ def test_draft_cells_are_one_hexagon_per_cell_in_the_tier_colour(cells, lang) ->
     assert set(layer.data["hex"]) == set(grid.cells_to_strings(cells))
     legend = layer.legend.to_dict(lang)
     assert legend["stops"][0]["label"] == ("封控区" if lang == "zh" else "lockdown zone")
-    # the lockdown colour (vermillion) with some transparency, every row alike
-    assert layer.data[["r", "g", "b"]].drop_duplicates().shape[0] == 1
-    assert int(layer.data["a"].iloc[0]) < 255
+    # the lockdown colour (vermillion) with some transparency, one for every cell
+    spec = layers.deck_spec([layer], bounds=(121.4, 31.2, 121.5, 31.3))["layers"][0]
+    assert spec["getFillColor"] == [213, 94, 0, 170]
+    assert spec["coverage"] < 1 and not spec["stroked"]  # one instanced hexagon, no polygons
+    assert list(layer.data.columns) == ["hex"]
 
 
 def test_diff_and_conflict_layers_keep_added_removed_and_disputed_apart(cells) -> None:

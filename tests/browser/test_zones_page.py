@@ -242,10 +242,28 @@ def _in_map(page: Any, pixels: list[tuple[int, int]]) -> None:
         assert box["y"] + 5 < y < box["y"] + box["height"] - 5, (y, box)
 
 
+def _map_idle(page: Any, frames: int = 6) -> None:
+    """Until deck.gl has had nothing to redraw for ``frames`` animation frames in a row.
+
+    After a save the zones are rebuilt and redrawn, which in software WebGL holds the page
+    for a second or two; a click sent meanwhile can be lost by deck.gl's tap recogniser.
+    """
+    page.wait_for_function("""(frames) => new Promise((done) => {
+        let calm = 0
+        const tick = () => {
+          const deck = window.ctZoneMap && window.ctZoneMap.deck
+          calm = deck && !deck.needsRedraw({clearRedrawFlags: false}) ? calm + 1 : 0
+          if (calm >= frames) { done(true) } else { requestAnimationFrame(tick) }
+        }
+        requestAnimationFrame(tick)
+      })""", arg=frames, timeout=60_000)
+
+
 def _draw(page: Any, corners: list[tuple[float, float]]) -> None:
     """Click the corners in "draw" mode (each waited for) and double-click the last."""
     pixels = [_pixel(page, lon, lat) for lon, lat in corners]
     _in_map(page, pixels)
+    _map_idle(page)
     for count, (x, y) in enumerate(pixels, start=1):
         page.mouse.click(x, y)
         # Under software WebGL a click registers ~300 ms later; the next one must wait.

@@ -136,9 +136,16 @@ export function render({model, el}) {
   el.dataset.mode = model.mode
   el.dataset.ready = "0"
 
-  let baseLayers = buildLayers(model.base_layers)
-  let zoneLayers = buildLayers(model.zone_layers)
-  let draftLayers = buildLayers(model.draft_layers)
+  // The layer lists come as JSON text (see ZoneMap in dashboards/zone_map.py for why).
+  const parsed = (text) => {
+    try { return JSON.parse(text || "[]") } catch (err) {
+      console.error("ZoneMap: layer list is not JSON", err)
+      return []
+    }
+  }
+  let baseLayers = buildLayers(parsed(model.base_json))
+  let zoneLayers = buildLayers(parsed(model.zone_json))
+  let draftLayers = buildLayers(parsed(model.draft_json))
   let outline = model.outline || null
   let viewState = normaliseView(model.view)
   let editLayer = null
@@ -269,6 +276,19 @@ export function render({model, el}) {
     })
   }
 
+  // Hover picking (tooltips) only when panning: each pick renders every pickable layer and
+  // reads the pixels back, which under software WebGL holds the page for a second on the
+  // city and delays the answers to strokes. Drawing and editing pick their own layer only.
+  function hoverPicking() {
+    return !(model.mode in BRUSH)
+  }
+  function forMode(layers) {
+    if (model.mode === "view") {
+      return layers
+    }
+    return layers.map((layer) => layer.props.pickable ? layer.clone({pickable: false}) : layer)
+  }
+
   function refresh() {
     editLayer = makeEditLayer()
     const top = []
@@ -278,7 +298,8 @@ export function render({model, el}) {
     if (editLayer) {
       top.push(editLayer)
     }
-    deck.setProps({layers: [...baseLayers, ...zoneLayers, ...draftLayers, ...top]})
+    deck.setProps({layers: [...forMode(baseLayers), ...forMode(zoneLayers),
+                            ...forMode(draftLayers), ...top], _pickable: hoverPicking()})
   }
 
   // ---- brush strokes: plain DOM pointer events, flushed to Python in batches ----
@@ -345,7 +366,7 @@ export function render({model, el}) {
     }
     flush(true)
     stroke = null
-    deck.setProps({_pickable: true})
+    deck.setProps({_pickable: hoverPicking()})
     clearInterval(flushTimer)
     flushTimer = null
     window.removeEventListener("pointermove", onPointerMove, true)
@@ -388,16 +409,16 @@ export function render({model, el}) {
   // ---- Python -> JS ----
   // Handlers of a map replaced by a re-render must not touch its finalized deck.
   const on = (name, callback) => model.on(name, () => finalized || callback())
-  on("base_layers", () => {
-    baseLayers = buildLayers(model.base_layers)
+  on("base_json", () => {
+    baseLayers = buildLayers(parsed(model.base_json))
     refresh()
   })
-  on("zone_layers", () => {
-    zoneLayers = buildLayers(model.zone_layers)  // the zones change with every save
+  on("zone_json", () => {
+    zoneLayers = buildLayers(parsed(model.zone_json))  // the zones change with every save
     refresh()
   })
-  on("draft_layers", () => {
-    draftLayers = buildLayers(model.draft_layers)  // base instances are kept
+  on("draft_json", () => {
+    draftLayers = buildLayers(parsed(model.draft_json))  // base instances are kept
     refresh()
   })
   on("view", () => {
