@@ -623,9 +623,11 @@ class ZoneEditor(pn.viewable.Viewer):
                                       for d in items]})
             self._downgrades.selection = []
             zones = s.zones()
-            self._picker.options = {f"{z.zone_id} · {z.name} · {twin_label(z.tier, lang)} · "
-                                    f"{label('status_' + z.status, lang)} · v{z.version}":
-                                    z.zone_id for z in zones}
+            # Labels that do not change with a save (the impact panel gives tier and status),
+            # so a colleague's save does not pull the option from under the planner.
+            options = {f"{z.zone_id} · {z.name}": z.zone_id for z in zones}
+            if options != self._picker.options:
+                self._picker.options = options
             self._render_history()
             self._tabs_titles(len(props), len(items))
         self._do(work)

@@ -175,7 +175,11 @@ class ZoneEditorState(param.Parameterized):
     _summaries: ClassVar[dict[Any, dict[str, Any]]] = {}
 
     def _summary(self, cells: np.ndarray, tier: str, key: Any = None) -> dict[str, Any]:
-        cache_key = (str(self.workspace.root), self.situation.key, key) if key else None
+        # What cells hold depends on the fused facts only, not on the other zones: a save
+        # does not make every proposal's summary stale.
+        facts = self.facts
+        cache_key = ((str(self.workspace.root), str(facts.set.path) if facts else None, key)
+                     if key else None)
         if cache_key is not None and cache_key in self._summaries:
             return self._summaries[cache_key]
         got = self.impact_of(cells, tier)
@@ -395,9 +399,9 @@ class ZoneEditorState(param.Parameterized):
         if (zone is not None and draft is not None and draft.zone_id == zone.zone_id
                 and not self.dirty):
             self._reload(zone)
+        self.status = message  # first: the planner sees the outcome before the map follows
         if not self.refresh(force=True):  # a refresh that found the write bumped it already
             self.data_version += 1
-        self.status = message
 
     def save(self, reason: str, *, resolve: dict[str, str] | None = None) -> Any:
         """Save the draft with ``reason``: a new zone is created; an existing one is saved

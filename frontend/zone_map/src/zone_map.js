@@ -8,9 +8,7 @@ import {
 } from "@deck.gl/layers"
 import {H3HexagonLayer} from "@deck.gl/geo-layers"
 import {JSONConfiguration, JSONConverter} from "@deck.gl/json"
-import {
-  DrawPolygonMode, EditableGeoJsonLayer, ModifyMode,
-} from "@deck.gl-community/editable-layers"
+import {EditableGeoJsonLayer, ModifyMode} from "@deck.gl-community/editable-layers"
 
 const BACKGROUND = "#0e1320"
 const FLUSH_MS = 50
@@ -18,6 +16,9 @@ const MAX_POINTS = 5000  // per message; Python rejects more
 const EDIT_ID = "ct-zone-edit"
 const OUTLINE_ID = "ct-zone-outline"
 const BRUSH = {brush_add: "add", brush_remove: "remove"}
+const DRAW_ID = "ct-zone-drawing"
+const CLICK_SLOP_PX = 5     // a press that moves less than this is a click, not a pan
+const CLOSE_PX = 10         // a click this close to the first corner closes the polygon
 const OUTLINE_EDITS = new Set(["finishMovePosition", "addPosition", "removePosition"])
 const EMPTY = Object.freeze({type: "FeatureCollection", features: []})
 const DEFAULT_VIEW = {longitude: 121.47, latitude: 31.23, zoom: 10}
@@ -238,6 +239,98 @@ export function render({model, el}) {
     }
   }
 
+  // ---- drawing a polygon: plain DOM pointer events ----
+  // editable-layers' DrawPolygonMode takes its clicks from deck.gl's tap recogniser, which
+  // drops a click whose press and release are handled more than 250 ms apart; under software
+  // WebGL a redraw in between does that (clicks were lost in the browser tests). Corners are
+  // therefore taken from the pointer events themselves, like the brush's.
+  let corners = []
+  let press = null
+
+  function drawingLayer() {
+    const path = corners.length > 1 ? [[...corners, ...(corners.length > 2 ? [corners[0]] : [])]] : []
+    return [
+      new PathLayer({
+        id: `${DRAW_ID}-path`, data: path, getPath: (d) => d, getColor: [255, 255, 255, 230],
+        getWidth: 2, widthUnits: "pixels", pickable: false,
+        parameters: {depthCompare: "always", depthWriteEnabled: false},
+      }),
+      new ScatterplotLayer({
+        id: `${DRAW_ID}-corners`, data: corners, getPosition: (d) => d,
+        getFillColor: [255, 209, 102, 255], getLineColor: [14, 19, 32, 255], stroked: true,
+        getRadius: 5, radiusUnits: "pixels", lineWidthUnits: "pixels", getLineWidth: 1.5,
+        pickable: false, parameters: {depthCompare: "always", depthWriteEnabled: false},
+      }),
+    ]
+  }
+
+  function finishDrawing() {
+    if (corners.length >= 3) {
+      model.send_msg({kind: "polygon",
+                      geometry: {type: "Polygon", coordinates: [[...corners, corners[0]]]}})
+    }
+    corners = []  // the drawing is not kept here: Python redraws the result as cells
+    refresh()
+  }
+
+  function onDrawDown(event) {
+    if (model.mode !== "draw" || event.button !== 0) {
+      return
+    }
+    press = {x: event.clientX, y: event.clientY}
+  }
+
+  function onDrawUp(event) {
+    if (model.mode !== "draw" || event.button !== 0 || !press) {
+      return
+    }
+    const moved = Math.hypot(event.clientX - press.x, event.clientY - press.y)
+    press = null
+    if (moved > CLICK_SLOP_PX) {
+      return  // a pan, not a corner
+    }
+    const point = unprojectClient(event.clientX, event.clientY)
+    if (!point) {
+      return
+    }
+    const [x, y] = [event.clientX, event.clientY]
+    if (corners.length) {
+      const last = projectClient(corners[corners.length - 1])
+      if (Math.hypot(x - last[0], y - last[1]) <= CLICK_SLOP_PX) {
+        return  // the second click of a double-click on the last corner
+      }
+      const first = projectClient(corners[0])
+      if (corners.length >= 3 && Math.hypot(x - first[0], y - first[1]) <= CLOSE_PX) {
+        finishDrawing()
+        return
+      }
+    }
+    corners = [...corners, point]
+    refresh()
+  }
+
+  function onDrawDoubleClick(event) {
+    if (model.mode === "draw") {
+      event.preventDefault()
+      finishDrawing()
+    }
+  }
+
+  function onDrawKey(event) {
+    if (model.mode !== "draw" || !corners.length) {
+      return
+    }
+    if (event.key === "Enter") {
+      finishDrawing()
+    } else if (event.key === "Escape") {
+      corners = []
+      refresh()
+    } else if (event.key === "Backspace") {
+      corners = corners.slice(0, -1)
+      refresh()
+    }
+  }
+
   function outlineLayer() {
     // Outside draw/modify a plain layer shows the outline: an editable layer would pick
     // (a GPU read-back) on every pointer move for nothing.
@@ -250,15 +343,18 @@ export function render({model, el}) {
 
   function makeEditLayer() {
     const mode = model.mode
-    if (mode !== "draw" && mode !== "modify") {
+    if (mode === "draw") {
+      return drawingLayer()
+    }
+    if (mode !== "modify") {
       return null
     }
-    const data = mode === "draw" ? EMPTY : (outline || EMPTY)
+    const data = outline || EMPTY
     return new EditableGeoJsonLayer({
       id: EDIT_ID,
       data,
-      mode: mode === "draw" ? DrawPolygonMode : ModifyMode,
-      selectedFeatureIndexes: mode === "modify" ? data.features.map((_, i) => i) : [],
+      mode: ModifyMode,
+      selectedFeatureIndexes: data.features.map((_, i) => i),
       onEdit,
       pickable: true,
       pickingRadius: 8,
@@ -295,7 +391,9 @@ export function render({model, el}) {
     if (outline && model.mode !== "modify") {
       top.push(outlineLayer())  // in "modify" the editing layer draws it
     }
-    if (editLayer) {
+    if (Array.isArray(editLayer)) {
+      top.push(...editLayer)
+    } else if (editLayer) {
       top.push(editLayer)
     }
     deck.setProps({layers: [...forMode(baseLayers), ...forMode(zoneLayers),
@@ -310,6 +408,13 @@ export function render({model, el}) {
   function viewport() {
     const viewports = deck.getViewports()
     return viewports.length ? viewports[0] : null
+  }
+
+  function projectClient([lon, lat]) {
+    const vp = viewport()
+    const rect = canvasRect()
+    const [x, y] = vp ? vp.project([lon, lat]) : [NaN, NaN]
+    return [x + rect.left, y + rect.top]
   }
 
   function unprojectClient(clientX, clientY) {
@@ -405,6 +510,10 @@ export function render({model, el}) {
     flushTimer = setInterval(() => flush(false), FLUSH_MS)
   }
   el.addEventListener("pointerdown", onPointerDown, true)
+  el.addEventListener("pointerdown", onDrawDown, true)
+  el.addEventListener("pointerup", onDrawUp, true)
+  el.addEventListener("dblclick", onDrawDoubleClick, true)
+  window.addEventListener("keydown", onDrawKey)
 
   // ---- Python -> JS ----
   // Handlers of a map replaced by a re-render must not touch its finalized deck.
@@ -427,6 +536,8 @@ export function render({model, el}) {
   })
   on("mode", () => {
     endStroke(null)
+    corners = []
+    press = null
     el.dataset.mode = model.mode
     deck.setProps({views: new MapView({id: "map", controller: controllerFor(model.mode)})})
     refresh()
@@ -443,11 +554,8 @@ export function render({model, el}) {
 
   const api = {
     deck,
-    project([lon, lat]) {
-      const vp = viewport()
-      const rect = canvasRect()
-      const [x, y] = vp.project([lon, lat])
-      return [x + rect.left, y + rect.top]
+    project(point) {
+      return projectClient(point)
     },
     unproject([x, y]) {
       return unprojectClient(x, y)
@@ -460,8 +568,7 @@ export function render({model, el}) {
     },
     /** The vertices clicked so far in "draw" mode. */
     drawing() {
-      const mode = editLayer && editLayer.state && editLayer.state.mode
-      return mode && mode.getClickSequence ? mode.getClickSequence().map((p) => [...p]) : []
+      return corners.map((p) => [...p])
     },
   }
   el.ctZoneMap = api
@@ -474,6 +581,10 @@ export function render({model, el}) {
     finalized = true
     endStroke(null)
     el.removeEventListener("pointerdown", onPointerDown, true)
+    el.removeEventListener("pointerdown", onDrawDown, true)
+    el.removeEventListener("pointerup", onDrawUp, true)
+    el.removeEventListener("dblclick", onDrawDoubleClick, true)
+    window.removeEventListener("keydown", onDrawKey)
     if (window.ctZoneMap === api) {
       delete window.ctZoneMap
     }
