@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -347,7 +346,7 @@ class ZoneEditorState(param.Parameterized):
         points = np.asarray(stroke.get("points") or [], dtype=np.float64).reshape(-1, 2)
         if not len(points):
             return 0
-        cells = stroke_cells(points, self.base_res, self.brush_k)
+        cells = grid.path_cells(points, self.base_res, self.brush_k)
         draft = self.draft
         if stroke.get("mode") == "remove":
             new = np.setdiff1d(draft.cells, cells, assume_unique=True)
@@ -606,33 +605,3 @@ def _polygon(geometry: dict[str, Any]) -> Any:
             raise ZoneError("the drawn polygon crosses itself into nothing; draw again")
         geom = shapely.union_all(polys)
     return geom
-
-
-def stroke_cells(points: np.ndarray, resolution: int, k: int = 0) -> np.ndarray:
-    """The cells a brush stroke through ``points`` (``(n, 2)`` lon/lat) passes over.
-
-    Consecutive points are joined by samples a third of a cell edge apart, so a fast drag
-    leaves no gaps; ``k`` > 0 widens the brush by ``k`` rings.
-    """
-    points = points[np.isfinite(points).all(axis=1)]
-    if not len(points):
-        return np.empty(0, np.uint64)
-    edge_m = math.sqrt(2.0 * grid.average_cell_area_m2(resolution) / (3.0 * math.sqrt(3.0)))
-    step_m = edge_m / 3.0
-    lon, lat = points[:, 0], points[:, 1]
-    if len(points) > 1:
-        dx = np.diff(lon) * 111_320.0 * np.cos(np.radians(lat[:-1]))
-        dy = np.diff(lat) * 110_540.0
-        steps = np.maximum(1, np.ceil(np.hypot(dx, dy) / step_m).astype(int))
-        steps = np.minimum(steps, 10_000)
-        parts_lon = [np.linspace(lon[i], lon[i + 1], steps[i], endpoint=False)
-                     for i in range(len(steps))]
-        parts_lat = [np.linspace(lat[i], lat[i + 1], steps[i], endpoint=False)
-                     for i in range(len(steps))]
-        lon = np.concatenate([*parts_lon, lon[-1:]])
-        lat = np.concatenate([*parts_lat, lat[-1:]])
-    cells = np.unique(grid.points_to_cells(lon, lat, resolution))
-    if k > 0:
-        cells = np.unique(grid.grid_disk(cells, k))
-    return cells
-
