@@ -625,7 +625,8 @@ class ZoneEditor(pn.viewable.Viewer):
             zones = s.zones()
             # Labels that do not change with a save (the impact panel gives tier and status),
             # so a colleague's save does not pull the option from under the planner.
-            options = {f"{z.zone_id} · {z.name}": z.zone_id for z in zones}
+            options = {label("choose_zone", lang): "",  # nothing opens by itself
+                       **{f"{z.zone_id} · {z.name}": z.zone_id for z in zones}}
             if options != self._picker.options:
                 self._picker.options = options
             self._render_history()

@@ -184,6 +184,7 @@ DASHBOARD: dict[str, tuple[str, str]] = {
     "lowest_cover": ("区内最短保障", "Lowest cover inside"),
     "days_unit": ("天", "days"),
     "whole_city": ("全市", "Whole city"),
+    "choose_zone": ("— 选择要编辑的区域 —", "— choose a zone to edit —"),
     "unsaved_changes": ("⚠ 当前区域有未保存的修改：请先保存，或撤销修改",
                         "⚠ the open zone has unsaved changes: save them or undo them first"),
     "unsaved": ("未保存", "unsaved"),
