@@ -76,11 +76,17 @@ def read_osm(path: Path, *, kind: Kind, source_name: str, limits: dict[str, floa
     return RawLayer(frame=frame, crs=CRS.from_epsg(4326), info={})
 
 
-def _ids(frame: gpd.GeoDataFrame) -> pd.Series:
+def _ids(frame: gpd.GeoDataFrame, element: str = "node") -> pd.Series:
+    """OSM ids as ``node/…``, ``way/…`` or ``relation/…``.
+
+    GDAL's OSM layers say which element a row came from: ``points`` are nodes and ``lines``
+    are ways (``element``); ``multipolygons`` carry ``osm_way_id`` for closed ways and
+    ``osm_id`` for relations.
+    """
     way = frame.get("osm_way_id")
     osm = frame["osm_id"]
     if way is None:
-        return "node/" + osm.astype(str)
+        return f"{element}/" + osm.astype(str)
     return np.where(way.notna(), "way/" + way.astype(str), "relation/" + osm.astype(str))
 
 
@@ -157,7 +163,7 @@ def _roads(layer) -> tuple[pd.DataFrame, int]:
     chosen = lines[keep]
     tags = parse_other_tags(chosen["other_tags"])
     frame = pd.DataFrame({
-        "id": _ids(chosen), "class": [c for c in classes if c is not None],
+        "id": _ids(chosen, "way"), "class": [c for c in classes if c is not None],
         "name": chosen["name"].to_numpy(),
         "speed_kmh": [_number(t.get("maxspeed")) for t in tags],
         "geometry": chosen.geometry.to_numpy()})

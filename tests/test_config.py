@@ -134,7 +134,8 @@ def test_bad_bbox(text: str, fragment: str) -> None:
 
 def test_bbox_in_file_is_checked() -> None:
     text = render_config("示范市", bbox=(121.3, 31.1, 121.65, 31.4)).replace(
-        "bbox = [121.300000", "bbox = [122.300000")
+        "bbox = [121.3,", "bbox = [122.3,")
+    assert "bbox = [122.3," in text
     with pytest.raises(ConfigError, match="min_lon < max_lon"):
         load_config_text(text)
 
@@ -147,3 +148,11 @@ def test_empty_name_refused() -> None:
 def test_name_with_quotes_round_trips() -> None:
     name = 'He said "示范" \\ 市'
     assert tomllib.loads(render_config(name))["city"]["name"] == name
+
+
+def test_bbox_is_kept_as_given() -> None:
+    """No rounding: 121.43641234567 stays 121.43641234567 (issue 15: a boundary drawn exactly
+    on the box was reported partly outside after six-decimal rounding)."""
+    bbox = (121.43641234567, 31.1982000001, 121.50649999999, 31.26540000004)
+    config = load_config_text(render_config("示范市", name_en="Demo", bbox=bbox))
+    assert config.bbox == bbox

@@ -227,7 +227,8 @@ def test_osm_pbf_buildings_facilities_roads(tmp_path: Path, workspace: Workspace
     assert facilities[["id", "kind", "name"]].values.tolist() == [
         ["node/10", "pharmacy", "一号药房"]]
     roads = workspace.read("roads")
-    assert roads[["class", "name", "speed_kmh"]].values.tolist() == [["arterial", "人民路", 50.0]]
+    assert roads[["id", "class", "name", "speed_kmh"]].values.tolist() == [
+        ["way/101", "arterial", "人民路", 50.0]]  # a road is a way, not a node
 
 
 # -- behaviour -------------------------------------------------------------------------------

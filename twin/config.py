@@ -127,7 +127,9 @@ def render_config(name: str, *, name_en: str = "", language: str = "zh",
     if bbox is not None:
         bbox = parse_bbox(list(bbox))
         replacements["# bbox = [121.30, 31.10, 121.65, 31.40]"] = (
-            "bbox = [" + ", ".join(f"{v:.6f}" for v in bbox) + "]"
+            # repr: the shortest text that reads back as the same float (no rounding, so a
+            # boundary drawn exactly on the box stays inside it)
+            "bbox = [" + ", ".join(repr(float(v)) for v in bbox) + "]"
         )
     for old, new in replacements.items():
         if old not in text:  # pragma: no cover - guards defaults.toml edits
