@@ -214,18 +214,6 @@ export function render({model, el}) {
 
   function onEdit({editType, updatedData, editContext}) {
     const mode = model.mode
-    if (mode === "draw") {
-      if (editType === "addFeature") {
-        const index = (editContext && editContext.featureIndexes || [])[0]
-        const feature = updatedData.features[index ?? updatedData.features.length - 1]
-        if (feature && feature.geometry && feature.geometry.type === "Polygon") {
-          model.send_msg({kind: "polygon", geometry: feature.geometry})
-        }
-      }
-      // The drawing is not kept here: Python redraws the result as cells.
-      refresh()
-      return
-    }
     if (mode === "modify" && updatedData) {
       outline = updatedData
       refresh()
