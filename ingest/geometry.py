@@ -24,7 +24,7 @@ from ingest.report import Report
 from twin.grid import average_cell_area_m2
 from twin.schema import Kind
 
-__all__ = ["clean_geometries", "count_vertices"]
+__all__ = ["clean_geometries", "count_vertices", "decode_wkb"]
 
 # shapely.get_type_id -> family; index 7 is GeometryCollection, -1 (missing) maps to "none".
 _TYPE_NAMES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
@@ -41,6 +41,61 @@ _MULTI = {"polygon": shapely.multipolygons, "line": shapely.multilinestrings,
 # relative to a sphere of its semi-major axis: used only to skip exact areas safely.
 _PROJECTED_AREA_SLACK = 4.0
 _ELLIPSOID_SLACK = 1.01
+
+
+def decode_wkb(wkb: np.ndarray, index: pd.Index, report: Report, *,
+               ids: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode WKB geometries one record at a time, so a bad record never sinks the file.
+
+    GDAL hands over what a file holds, including geometries GEOS refuses to build (a ring of
+    two points from a closed OpenStreetMap way cut by an extract's box, a ring that is not
+    closed). Such records are decoded with shapely's ``on_invalid="fix"``, which closes open
+    rings (reported as ``ring_closed``; a ring that then encloses nothing is dropped later by
+    the repair in :func:`clean_geometries`), and the few that even that cannot build become
+    not decoded at all, reported as ``geometry_unreadable``; the caller drops them.
+
+    Parameters
+    ----------
+    wkb
+        WKB bytes per record (None for a record without geometry).
+    index
+        The records' 1-based numbers, as the frame's index.
+    report
+        Receives the warnings.
+    ids
+        The records' own ids, for the report's samples.
+
+    Returns
+    -------
+    geometries : numpy.ndarray
+        Shapely geometries (None where there is none), aligned with ``wkb``.
+    unreadable : numpy.ndarray
+        Boolean mask of the records to drop.
+    """
+    wkb = np.asarray(wkb, dtype=object)
+    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    unreadable = np.zeros(len(wkb), dtype=bool)
+    bad = np.flatnonzero(shapely.is_missing(geoms) & ~pd.isna(wkb))
+    if not len(bad):
+        return geoms, unreadable
+    fixed = shapely.from_wkb(wkb[bad], on_invalid="fix")
+    sample = np.asarray(ids, dtype=object) if ids is not None else None
+    built = ~shapely.is_missing(fixed)
+    geoms[bad[built]] = fixed[built]
+    if built.any():
+        where = bad[built]
+        report.warning("ring_closed", "polygon rings that GEOS could not build as given (not "
+                       "closed, or fewer than 4 points, as GDAL makes for an OpenStreetMap way "
+                       "cut by an extract's box) were closed; those that enclose nothing are "
+                       "dropped as unrepairable", rows=index[where],
+                       ids=sample[where] if sample is not None else ())
+    if (~built).any():
+        where = bad[~built]
+        report.warning("geometry_unreadable", "features whose geometry could not be decoded "
+                       "at all were dropped", rows=index[where],
+                       ids=sample[where] if sample is not None else ())
+        unreadable[where] = True
+    return geoms, unreadable
 
 
 def _families(geoms: np.ndarray) -> np.ndarray:
@@ -121,7 +176,8 @@ def _make_valid(geoms: np.ndarray) -> np.ndarray:
 
 def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
                      limits: Mapping[str, float], base_resolution: int,
-                     crs: pyproj.CRS | None = None) -> gpd.GeoDataFrame:
+                     crs: pyproj.CRS | None = None,
+                     id_column: str | None = None) -> gpd.GeoDataFrame:
     """Clean a layer's geometries for ``kind``, in the source CRS.
 
     Parameters
@@ -142,6 +198,9 @@ def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
     crs
         The source CRS when the frame does not carry it (e.g. given with ``--crs``); without
         either, the polygon size check is skipped (noted in ``report.info``).
+    id_column
+        A column holding the records' own ids (an OSM extract's ``way/…``), sampled into the
+        report beside the record numbers.
 
     Returns
     -------
@@ -159,6 +218,12 @@ def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
         raise ValueError(f"kind {kind.name!r} is a plain table: it has no geometries to clean")
     _check_limits(frame, limits)
     index = frame.index
+    own_ids = (frame[id_column].astype(str).to_numpy()
+               if id_column is not None and id_column in frame else None)
+
+    def ids(mask: np.ndarray | list[int]) -> np.ndarray | tuple[()]:
+        return own_ids[mask] if own_ids is not None else ()
+
     geoms = np.asarray(frame.geometry.values, dtype=object).copy()
     keep = np.ones(len(geoms), dtype=bool)
     expected = "/".join(sorted(families))
@@ -166,7 +231,7 @@ def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if missing.any():
         report.warning("empty_geometry", "features without a geometry (null or empty) were "
-                       "dropped", rows=index[missing])
+                       "dropped", rows=index[missing], ids=ids(missing))
     keep &= ~missing
 
     has_z = shapely.has_z(geoms)
@@ -180,7 +245,8 @@ def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
     non_finite[owner[~np.isfinite(coords).all(axis=1)]] = True
     if non_finite.any():
         report.warning("non_finite_coordinates", "features with coordinates that are not "
-                       "finite numbers (NaN or infinite) were dropped", rows=index[non_finite])
+                       "finite numbers (NaN or infinite) were dropped", rows=index[non_finite],
+                       ids=ids(non_finite))
     keep &= ~non_finite
 
     type_ids = shapely.get_type_id(geoms)
@@ -194,7 +260,7 @@ def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
     if reduced:
         report.warning("geometry_collection", f"geometry collections were reduced to their "
                        f"{expected} parts; parts of other types were dropped",
-                       rows=index[reduced])
+                       rows=index[reduced], ids=ids(reduced))
     # LinearRings are lines; store them as the LineStrings they are.
     rings = np.flatnonzero(keep & (type_ids == 2))
     if len(rings):
@@ -208,10 +274,10 @@ def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
         report.warning("wrong_geometry_type",
                        f"features whose geometry is not {expected} were dropped: the kind "
                        f"{kind.name!r} takes {expected} geometries, found {listed}",
-                       rows=index[wrong])
+                       rows=index[wrong], ids=ids(wrong))
     keep &= ~wrong
 
-    keep = _repair(geoms, keep, family, families, index, report)
+    keep = _repair(geoms, keep, family, families, index, report, ids)
 
     if len(frame) and not keep.any():
         report.error("no_usable_geometry",
@@ -233,7 +299,8 @@ def clean_geometries(frame: gpd.GeoDataFrame, kind: Kind, report: Report, *,
 
 
 def _repair(geoms: np.ndarray, keep: np.ndarray, family: np.ndarray,
-            families: frozenset[str], index: pd.Index, report: Report) -> np.ndarray:
+            families: frozenset[str], index: pd.Index, report: Report,
+            ids=lambda mask: ()) -> np.ndarray:
     """Repair invalid geometries in place; return the updated keep mask."""
     invalid = np.flatnonzero(keep & ~shapely.is_valid(geoms))
     if not len(invalid):
@@ -254,11 +321,11 @@ def _repair(geoms: np.ndarray, keep: np.ndarray, family: np.ndarray,
     fixed = np.setdiff1d(invalid, lost)
     if len(fixed):
         report.warning("geometry_repaired", "invalid geometries (self-intersections, bad rings) "
-                       "were repaired; check their shape", rows=index[fixed])
+                       "were repaired; check their shape", rows=index[fixed], ids=ids(fixed))
     if lost:
         report.warning("unrepairable_geometry", "invalid geometries that vanished when "
                        "repaired (collapsed to a line or a point) were dropped",
-                       rows=index[lost])
+                       rows=index[lost], ids=ids(lost))
         keep = keep.copy()
         keep[lost] = False
     return keep

@@ -11,6 +11,8 @@ file, the n-th data row of a CSV (the header is not counted).
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -39,6 +41,8 @@ class Problem:
     count: int = 0
     rows: list[int] = field(default_factory=list)
     field: str | None = None
+    #: A few of the affected records' own ids (``way/123``, a building code), when known.
+    ids: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -75,17 +79,20 @@ class Report:
 
     # -- collecting ----------------------------------------------------------------------
     def error(self, code: str, message: str, *, rows: Iterable[int] = (),
-              count: int | None = None, field: str | None = None) -> None:
+              count: int | None = None, field: str | None = None,
+              ids: Iterable[object] = ()) -> None:
         """Record an error (blocks publishing); see :meth:`add`."""
-        self.add(Severity.ERROR, code, message, rows=rows, count=count, field=field)
+        self.add(Severity.ERROR, code, message, rows=rows, count=count, field=field, ids=ids)
 
     def warning(self, code: str, message: str, *, rows: Iterable[int] = (),
-                count: int | None = None, field: str | None = None) -> None:
+                count: int | None = None, field: str | None = None,
+                ids: Iterable[object] = ()) -> None:
         """Record a warning (does not block publishing); see :meth:`add`."""
-        self.add(Severity.WARNING, code, message, rows=rows, count=count, field=field)
+        self.add(Severity.WARNING, code, message, rows=rows, count=count, field=field, ids=ids)
 
     def add(self, severity: Severity, code: str, message: str, *, rows: Iterable[int] = (),
-            count: int | None = None, field: str | None = None) -> None:
+            count: int | None = None, field: str | None = None,
+            ids: Iterable[object] = ()) -> None:
         """Record a problem, merging it into an earlier one of the same code and field.
 
         Parameters
@@ -103,8 +110,11 @@ class Report:
             Number of affected records when ``rows`` is not the full list.
         field
             The canonical or source field concerned, if any.
+        ids
+            The affected records' own ids, in the order of ``rows`` (only a few are kept).
         """
         rows = list(rows) if not isinstance(rows, list) else rows
+        sample_ids = [str(i) for i in itertools.islice(ids, SAMPLE_ROWS)]
         n = len(rows) if count is None else count
         for problem in self.problems:
             if (problem.code, problem.field, problem.severity) == (code, field, severity):
@@ -112,10 +122,11 @@ class Report:
                 missing = SAMPLE_ROWS - len(problem.rows)
                 if missing > 0:
                     problem.rows.extend(int(r) for r in rows[:missing])
+                problem.ids.extend(sample_ids[:SAMPLE_ROWS - len(problem.ids)])
                 return
         self.problems.append(Problem(code=code, severity=Severity(severity), message=message,
                                      count=n, rows=[int(r) for r in rows[:SAMPLE_ROWS]],
-                                     field=field))
+                                     field=field, ids=sample_ids))
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -143,7 +154,7 @@ class Report:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         """Rebuild a report from :meth:`to_dict` output."""
-        problems = [Problem(**{**p, "severity": Severity(p["severity"])})
+        problems = [Problem(**{"ids": [], **p, "severity": Severity(p["severity"])})
                     for p in data.get("problems", [])]
         return cls(source=data["source"], kind=data["kind"], layer=data.get("layer"),
                    status=data.get("status", "refused"), problems=problems,
@@ -174,6 +185,9 @@ class Report:
                 if p.rows:
                     more = ", …" if p.count > len(p.rows) else ""
                     rows = f" (rows {', '.join(map(str, p.rows))}{more})"
+                if p.ids:
+                    more = ", …" if p.count > len(p.ids) else ""
+                    rows += f" (ids {', '.join(p.ids)}{more})"
                 count = f"{p.count} × " if p.count else ""
                 lines.append(f"  - {count}{p.code}{where}: {p.message}{rows}")
         return "\n".join(lines)
