@@ -4,8 +4,15 @@ An extract holds everything; ingest keeps what the kind needs and maps OSM tags 
 canonical schema: buildings (``building=*`` areas; ``building:levels``, ``height``), facilities
 (``healthcare=*``, ``amenity=*``, ``shop=*`` nodes and areas, as points; ``beds``,
 ``capacity``) and roads (``highway=*`` lines; ``maxspeed``). Tag values are matched with the
-synonym tables of :mod:`ingest.values`; features whose tags mean nothing for the kind (a bench,
-a footpath) are skipped and counted in the report.
+reviewed tag tables below (building values from the OSM wiki's ``Key:building``; ``amenity``,
+``healthcare``, ``shop``, ``social_facility`` and ``emergency`` values to our facility kinds),
+not with the free-text synonyms of :mod:`ingest.values`: ``amenity=shelter`` is a bus-stop roof
+in OSM, not an emergency shelter. Features whose tags mean nothing for the kind (a bench, a
+footpath) are skipped and counted in the report.
+
+Extracts are clipped to a box, so closed ways cut by it come with rings GEOS cannot build:
+geometries are decoded per record (:func:`ingest.geometry.decode_wkb`), and a bad one is a
+warning with its OSM id, never a failure of the file.
 """
 
 from __future__ import annotations
@@ -21,14 +28,56 @@ from pyproj import CRS
 
 from ingest._vector import RawLayer
 from ingest.errors import LimitExceededError, ParseError
+from ingest.geometry import decode_wkb
 from ingest.report import Report
-from ingest.values import normalise_value
+from ingest.values import enumeration, normalise_value
 from twin.schema import Kind
 
-__all__ = ["parse_other_tags", "read_osm"]
+__all__ = ["BUILDING_USES", "FACILITY_KINDS", "parse_measure", "parse_other_tags", "read_osm"]
 
 _TAG = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph|m|km/h|kmh)?\s*$", re.IGNORECASE)
+# One number with an optional unit; a value may list several ("3;4") or a range ("3-5").
+_MEASURE = re.compile(r"(\d+(?:[.,]\d+)?)\s*(m|ft|'|feet)?", re.IGNORECASE)
+_FEET = 0.3048
+
+
+def _table(groups: dict[str, str]) -> dict[str, str]:
+    return {value: use for use, values in groups.items() for value in values.split()}
+
+
+#: ``building=*`` values (OSM wiki, Key:building) to our building uses; a value not listed
+#: (``yes``, ``garage``, ``shed``, ``roof``, …) is ``other``.
+BUILDING_USES: dict[str, str] = _table({
+    "residential": "apartments barracks bungalow cabin detached annexe dormitory farm ger house "
+                   "houseboat residential semidetached_house static_caravan stilt_house "
+                   "terrace tree_house trullo",
+    "commercial": "commercial kiosk retail supermarket hotel",
+    "office": "office",
+    "industrial": "industrial warehouse factory manufacture hangar",
+    "public": "civic college fire_station government hospital kindergarten museum public "
+              "school toilets train_station transportation university religious cathedral "
+              "chapel church kingdom_hall monastery mosque presbytery shrine synagogue temple "
+              "sports_hall sports_centre stadium grandstand pavilion riding_hall library",
+})
+
+#: ``key=value`` tags to our facility kinds. Left out on purpose: ``amenity=shelter`` (a
+#: roof at a bus stop or a picnic site), ``social_facility=shelter`` (a homeless shelter) and
+#: other tags whose words look like ours but are not emergency facilities.
+FACILITY_KINDS: dict[str, str] = _table({
+    "hospital": "amenity=hospital healthcare=hospital",
+    "clinic": "amenity=clinic amenity=doctors healthcare=clinic healthcare=doctor "
+              "healthcare=centre",
+    "pharmacy": "amenity=pharmacy healthcare=pharmacy shop=chemist",
+    "supermarket": "shop=supermarket shop=wholesale",
+    "market": "amenity=marketplace",
+    "convenience_store": "shop=convenience",
+    "shelter": "emergency=assembly_point amenity=refugee_site",
+    "school": "amenity=school amenity=university amenity=college amenity=kindergarten",
+    "nursing_home": "amenity=nursing_home social_facility=nursing_home "
+                    "social_facility=assisted_living",
+})
+_FACILITY_KEYS = ("healthcare", "amenity", "shop", "social_facility", "emergency")
 
 
 def parse_other_tags(values: pd.Series) -> list[dict[str, str]]:
@@ -53,27 +102,40 @@ def read_osm(path: Path, *, kind: Kind, source_name: str, limits: dict[str, floa
                          f"load {kind.name} from another file")
     max_rows = int(limits["max_features"])
 
-    def layer(name: str) -> gpd.GeoDataFrame:
+    def layer(name: str) -> pd.DataFrame:
+        # Read WKB, not shapely geometries: building them all at once fails on the first
+        # ring GEOS refuses, and an extract always has some (ways cut by its box).
         try:
-            frame = pyogrio.read_dataframe(path, layer=name, max_features=max_rows + 1)
+            meta, table = pyogrio.read_arrow(path, layer=name, max_features=max_rows + 1)
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError,
                 ValueError) as exc:
             raise ParseError(f"{source_name} is not a readable OSM PBF extract "
                              f"({str(exc).replace(str(path), source_name)})") from None
-        if len(frame) > max_rows:
+        if table.num_rows > max_rows:
             raise LimitExceededError(f"{source_name} has more than {max_rows:,} {name}, the "
                                      "limit ingest.max_features in twin.toml")
-        return frame
+        frame = table.to_pandas()
+        return frame.rename(columns={meta["geometry_name"] or "wkb_geometry": "wkb"})
 
     frame, skipped = readers[kind.name](layer)
-    frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
     frame.index = pd.RangeIndex(1, len(frame) + 1)
+    geometry, unreadable = decode_wkb(frame.pop("wkb").to_numpy(), frame.index, report,
+                                      ids=frame["id"].to_numpy())
+    frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, index=frame.index),
+                             crs=4326)
+    if kind.name == "facilities":
+        # Areas (a hospital's grounds) become one point inside them.
+        areas = frame["osm_area"].to_numpy(dtype=bool) & ~unreadable
+        frame.loc[areas, "geometry"] = frame.geometry[areas].representative_point()
+        frame = frame.drop(columns="osm_area")
+        _name_fallback(frame, report)
+    frame = frame[~unreadable]
     report.info.update({"driver": "OSM", "rows_read": len(frame) + skipped,
                         "osm_features_skipped": skipped})
     if skipped:
         report.info["osm_note"] = (f"{skipped:,} features whose tags mean no {kind.name} were "
                                    "skipped")
-    return RawLayer(frame=frame, crs=CRS.from_epsg(4326), info={})
+    return RawLayer(frame=frame, crs=CRS.from_epsg(4326), info={"id_column": "id"})
 
 
 def _ids(frame: gpd.GeoDataFrame, element: str = "node") -> pd.Series:
@@ -90,6 +152,30 @@ def _ids(frame: gpd.GeoDataFrame, element: str = "node") -> pd.Series:
     return np.where(way.notna(), "way/" + way.astype(str), "relation/" + osm.astype(str))
 
 
+def parse_measure(text: str | None, *, unit: str = "") -> float:
+    """A number from an OSM value that may hold decimals, lists and ranges.
+
+    ``"2.5"`` → 2.5, ``"3-5"`` or ``"3;5"`` → 5 (the largest: a building is as tall as its
+    tallest part), ``"12 m"`` → 12, and with ``unit="m"``, ``"40'"`` or ``"40 ft"`` → 12.19.
+    Anything else (``"many"``) is NaN, which ingest then treats as missing.
+    """
+    if not isinstance(text, str):
+        return np.nan
+    values = []
+    for number, suffix in _MEASURE.findall(text):
+        value = float(number.replace(",", "."))
+        if unit == "m" and suffix.lower() in ("ft", "'", "feet"):
+            value *= _FEET
+        values.append(value)
+    return max(values) if values else np.nan
+
+
+def _levels(text: str | None) -> float:
+    """Floors from ``building:levels``: a half level (an attic, ``2.5``) counts as a floor."""
+    value = parse_measure(text)
+    return float(np.ceil(value)) if np.isfinite(value) and value > 0 else np.nan
+
+
 def _number(text: str | None) -> float:
     match = _NUMBER.match(text or "")
     if not match:
@@ -103,25 +189,37 @@ def _buildings(layer) -> tuple[pd.DataFrame, int]:
     keep = areas["building"].notna()
     areas = areas[keep]
     tags = parse_other_tags(areas["other_tags"])
-    uses = [normalise_value("buildings", "use", f"building={b}") or "other"
-            for b in areas["building"]]
+    uses = [BUILDING_USES.get(str(b).strip().lower(), "other") for b in areas["building"]]
     frame = pd.DataFrame({
         "id": _ids(areas), "use": uses,
-        "floors": [_number(t.get("building:levels")) for t in tags],
-        "height_m": [_number(t.get("height")) for t in tags],
+        "floors": [_levels(t.get("building:levels")) for t in tags],
+        "height_m": [parse_measure(t.get("height"), unit="m") for t in tags],
         "name": areas["name"].to_numpy(), "osm_building": areas["building"].to_numpy(),
-        "geometry": areas.geometry.to_numpy()})
+        "wkb": areas["wkb"].to_numpy()})
     return frame, int((~keep).sum())
 
 
 def _facility_kind(values: dict[str, str]) -> str | None:
-    for key in ("healthcare", "amenity", "shop", "social_facility"):
+    for key in _FACILITY_KEYS:
         value = values.get(key)
         if value:
-            kind = normalise_value("facilities", "kind", f"{key}={value}")
+            kind = FACILITY_KINDS.get(f"{key}={value.strip().lower()}")
             if kind:
                 return kind
     return None
+
+
+def _name_fallback(frame: gpd.GeoDataFrame, report: Report) -> None:
+    """Name unnamed facilities by kind and id (OSM leaves many university areas unnamed)."""
+    labels = {v.code: f"{v.zh} {v.en}" for v in enumeration("facilities", "kind") or ()}
+    unnamed = frame["name"].isna() | (frame["name"].astype(str).str.strip() == "")
+    if not unnamed.any():
+        return
+    frame.loc[unnamed, "name"] = [f"{labels.get(k, k)} {i}" for k, i in
+                                  zip(frame["kind"][unnamed], frame["id"][unnamed], strict=True)]
+    report.warning("name_filled", "facilities without a name in OpenStreetMap were named by "
+                   "their kind and OSM id; add name=* in OSM or fix the name in the catalog",
+                   rows=frame.index[unnamed], ids=frame["id"][unnamed], field="name")
 
 
 def _facilities(layer) -> tuple[pd.DataFrame, int]:
@@ -140,18 +238,16 @@ def _facilities(layer) -> tuple[pd.DataFrame, int]:
         if not keep.any():
             continue
         chosen = frame[keep]
-        geometry = chosen.geometry
-        if name == "multipolygons":
-            geometry = geometry.representative_point()
         kept_tags = [t for t, k in zip(tags, keep, strict=True) if k]
         rows.append(pd.DataFrame({
-            "id": _ids(chosen), "kind": [k for k in kinds if k is not None],
+            "id": _ids(chosen, "node"), "kind": [k for k in kinds if k is not None],
             "name": chosen["name"].to_numpy(),
-            "capacity": [_number(t.get("beds") or t.get("capacity")) for t in kept_tags],
-            "geometry": geometry.to_numpy()}))
+            "capacity": [parse_measure(t.get("beds") or t.get("capacity")) for t in kept_tags],
+            "osm_area": name == "multipolygons", "wkb": chosen["wkb"].to_numpy()}))
     if not rows:
         return pd.DataFrame({"id": [], "kind": [], "name": [], "capacity": [],
-                             "geometry": gpd.GeoSeries([])}), skipped
+                             "osm_area": pd.Series([], dtype=bool),
+                             "wkb": pd.Series([], dtype=object)}), skipped
     return pd.concat(rows, ignore_index=True), skipped
 
 
@@ -166,5 +262,5 @@ def _roads(layer) -> tuple[pd.DataFrame, int]:
         "id": _ids(chosen, "way"), "class": [c for c in classes if c is not None],
         "name": chosen["name"].to_numpy(),
         "speed_kmh": [_number(t.get("maxspeed")) for t in tags],
-        "geometry": chosen.geometry.to_numpy()})
+        "wkb": chosen["wkb"].to_numpy()})
     return frame, int((~keep).sum())

@@ -108,7 +108,8 @@ def _table(path: Path, fmt: str, kind: Kind, request: dict[str, Any], report: Re
             if frame.crs is None:
                 frame = frame.set_crs(source)
             frame = clean_geometries(frame, kind, report, limits=request["limits"],
-                                     base_resolution=request["base_resolution"])
+                                     base_resolution=request["base_resolution"],
+                                     id_column=raw.info.get("id_column"))
     frame = map_fields(frame, kind, spec, report)
     if is_geo and source is not None and report.ok:
         raw_bounds = tuple(float(v) for v in frame.total_bounds) if len(frame) else None

@@ -69,7 +69,7 @@ def read_vector(path: Path, fmt: str, *, source_name: str, layer: str | None,
     else:
         layer_name = _choose_layer(path, fmt, source_name, layer) if fmt == "gpkg" else None
         frame, info = _read_ogr(path, fmt, source_name=source_name, layer=layer_name,
-                                encoding=encoding, max_rows=max_features + 1)
+                                encoding=encoding, max_rows=max_features + 1, report=report)
     if len(frame) > max_features:
         raise LimitExceededError(
             f"{source_name} has more than {max_features:,} features, the limit "
@@ -102,7 +102,8 @@ def _choose_layer(path: Path, fmt: str, source_name: str, layer: str | None) -> 
 
 
 def _read_ogr(path: Path, fmt: str, *, source_name: str, layer: str | None,
-              encoding: str | None, max_rows: int) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+              encoding: str | None, max_rows: int,
+              report: Report) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     info: dict[str, Any] = {"driver": _DRIVERS[fmt]}
     if layer is not None:
         info["layer"] = layer
@@ -112,8 +113,8 @@ def _read_ogr(path: Path, fmt: str, *, source_name: str, layer: str | None,
     last_error: Exception | None = None
     for candidate in candidates:
         try:
-            frame = pyogrio.read_dataframe(path, layer=layer, encoding=candidate,
-                                           max_features=max_rows, use_arrow=True)
+            frame = _read_arrow(path, layer=layer, encoding=candidate, max_rows=max_rows,
+                                report=report)
         except UnicodeDecodeError as exc:
             last_error = exc
             continue
@@ -132,6 +133,31 @@ def _read_ogr(path: Path, fmt: str, *, source_name: str, layer: str | None,
     tried = ", ".join(c for c in candidates if c)
     raise ParseError(f"the text of {source_name} is in none of the encodings tried ({tried}): "
                      f"{last_error}; give the right one with --encoding, e.g. --encoding GBK")
+
+
+def _read_arrow(path: Path, *, layer: str | None, encoding: str | None, max_rows: int,
+                report: Report) -> gpd.GeoDataFrame:
+    """Read through GDAL's Arrow stream, decoding geometries per record.
+
+    ``pyogrio.read_dataframe`` builds every geometry at once, so one ring GEOS refuses (not
+    closed, or of two points) fails the whole file; :func:`ingest.geometry.decode_wkb`
+    repairs or drops such records one by one and reports them.
+    """
+    from ingest.geometry import decode_wkb
+
+    meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding,
+                                     max_features=max_rows)
+    name = meta.get("geometry_name") or "wkb_geometry"
+    crs = meta.get("crs")
+    if name not in table.column_names:
+        return gpd.GeoDataFrame(table.to_pandas(), crs=crs)
+    wkb = table.column(name).to_numpy(zero_copy_only=False)
+    frame = table.drop_columns([name]).to_pandas()
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    geometry, unreadable = decode_wkb(wkb, frame.index, report)
+    frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, index=frame.index),
+                             crs=crs)
+    return frame[~unreadable] if unreadable.any() else frame
 
 
 def _read_geoparquet(path: Path, source_name: str) -> gpd.GeoDataFrame:
