@@ -88,9 +88,9 @@ def _clip(source: Path, out: Path) -> None:
             if any(n.ref in kept_nodes for n in obj.nodes):
                 kept_ways.add(obj.id)
                 writer.add_way(obj)
-        elif obj.is_relation():
-            if any(m.type == "w" and m.ref in kept_ways for m in obj.members):
-                writer.add_relation(obj)
+        elif obj.is_relation() and any(m.type == "w" and m.ref in kept_ways
+                                       for m in obj.members):
+            writer.add_relation(obj)
     writer.close()
 
 
@@ -102,7 +102,7 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "clipped.osm.pbf"
 
 
-@pytest.fixture()
+@pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     return Workspace.init(tmp_path / "ws", "osm", bbox=(121.46, 31.22, 121.49, 31.25))
 
