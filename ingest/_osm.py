@@ -12,7 +12,10 @@ footpath) are skipped and counted in the report.
 
 Extracts are clipped to a box, so closed ways cut by it come with rings GEOS cannot build:
 geometries are decoded per record (:func:`ingest.geometry.decode_wkb`), and a bad one is a
-warning with its OSM id, never a failure of the file.
+warning with its OSM id, never a failure of the file. GDAL builds a cut way from the nodes the
+extract kept, silently; a pyosmium pass over the node references (:func:`check_references`)
+names the ways built short (``way_truncated``) and the relations with members missing
+(``relation_incomplete``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from ingest.report import Report
 from ingest.values import enumeration, normalise_value
 from twin.schema import Kind
 
-__all__ = ["BUILDING_USES", "FACILITY_KINDS", "parse_measure", "parse_other_tags", "read_osm"]
+__all__ = ["BUILDING_USES", "FACILITY_KINDS", "check_references", "parse_measure",
+           "parse_other_tags", "read_osm"]
 
 _TAG = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph|m|km/h|kmh)?\s*$", re.IGNORECASE)
@@ -130,12 +134,81 @@ def read_osm(path: Path, *, kind: Kind, source_name: str, limits: dict[str, floa
         frame = frame.drop(columns="osm_area")
         _name_fallback(frame, report)
     frame = frame[~unreadable]
+    check_references(path, kind.name, frame["id"], report)
     report.info.update({"driver": "OSM", "rows_read": len(frame) + skipped,
                         "osm_features_skipped": skipped})
     if skipped:
         report.info["osm_note"] = (f"{skipped:,} features whose tags mean no {kind.name} were "
                                    "skipped")
     return RawLayer(frame=frame, crs=CRS.from_epsg(4326), info={"id_column": "id"})
+
+
+#: The tag keys whose ways and relations each kind reads.
+_KIND_KEYS = {"buildings": ("building",), "roads": ("highway",), "facilities": _FACILITY_KEYS}
+
+
+def check_references(path: Path, kind: str, kept_ids: pd.Series, report: Report) -> None:
+    """Report ways built from fewer nodes than they list, and relations missing members.
+
+    An extract keeps the ways that cross its box with all their node references, but not the
+    nodes outside; GDAL then builds such a way from the nodes present, so a road ends at the
+    box's edge and a building becomes a sliver, without a word. A multipolygon relation whose
+    member ways lie outside is built from the members present, or not at all.
+
+    Parameters
+    ----------
+    path
+        The staged PBF file.
+    kind
+        ``buildings``, ``facilities`` or ``roads``: which tags' ways and relations to check.
+    kept_ids
+        The ``way/…`` and ``relation/…`` ids of the records read, to tell a record published
+        short from one GDAL left out.
+    report
+        Receives ``way_truncated`` and ``relation_incomplete`` warnings with sample ids.
+    """
+    import osmium
+
+    keys = _KIND_KEYS[kind]
+    kept = set(kept_ids.astype(str))
+    truncated: list[str] = []
+    members: dict[int, list[int]] = {}
+    relations = osmium.FileProcessor(str(path), osmium.osm.RELATION).with_filter(
+        osmium.filter.KeyFilter(*keys))
+    for rel in relations:
+        members[rel.id] = [m.ref for m in rel.members if m.type == "w"]
+    # One streaming pass with a node-location index (C++): a reference whose node the file
+    # lacks has no valid location. Only the kind's tagged ways reach Python.
+    ways = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
+    ways = ways.with_filter(osmium.filter.EntityFilter(osmium.osm.WAY)).with_filter(
+        osmium.filter.KeyFilter(*keys))
+    for way in ways:
+        if not all(n.location.valid() for n in way.nodes):
+            truncated.append(f"way/{way.id}")
+    if members:
+        wanted = {ref for refs in members.values() for ref in refs}
+        present = {w.id for w in osmium.FileProcessor(str(path), osmium.osm.WAY).with_filter(
+            osmium.filter.IdFilter(wanted))}
+        incomplete = [f"relation/{rid}" for rid, refs in members.items()
+                      if any(ref not in present for ref in refs)]
+    else:
+        incomplete = []
+    short = [i for i in truncated if i in kept]
+    if short:
+        what = "lines end" if kind == "roads" else "outlines were closed"
+        report.warning("way_truncated", f"{len(short):,} ways cross the edge of the extract and "
+                       f"lack the nodes beyond it; their {what} at the last node inside (cut a "
+                       "larger extract to have them whole)", count=len(short), ids=short,
+                       field="geometry")
+    if incomplete:
+        built = [i for i in incomplete if i in kept]
+        report.warning("relation_incomplete", f"{len(incomplete):,} relations lack member ways "
+                       f"the extract does not hold; {len(built):,} were built from the members "
+                       f"present and {len(incomplete) - len(built):,} could not be built (cut a "
+                       "larger extract to have them whole)", count=len(incomplete),
+                       ids=incomplete, field="geometry")
+    report.info["osm_ways_truncated"] = len(short)
+    report.info["osm_relations_incomplete"] = len(incomplete)
 
 
 def _ids(frame: gpd.GeoDataFrame, element: str = "node") -> pd.Series:

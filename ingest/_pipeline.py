@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from ingest._staging import Staging
 from ingest.report import Report
 from twin.schema import Kind, get_kind
+from twin.store import write_layer_parquet
 
 __all__ = ["run"]
 
@@ -122,14 +124,20 @@ def _table(path: Path, fmt: str, kind: Kind, request: dict[str, Any], report: Re
     report.info["rows_kept"] = len(frame)
     if not report.ok:
         return None
+    if is_geo and len(frame):
+        from ingest.offset_hint import sample_points
+
+        # A sample for the parent's check against the workspace's layers (offset_hint).
+        report.info["offset_sample"] = sample_points(
+            np.asarray(frame.geometry.values, dtype=object)).round(7).tolist()
     out = workdir / "result.parquet"
-    frame.reset_index(drop=True).to_parquet(out, index=False)
+    # In the store's own encoding, so that the parent publishes the file as it is.
+    write_layer_parquet(frame.reset_index(drop=True), out)
     return out
 
 
 def _drop_untransformable(frame: gpd.GeoDataFrame, report: Report) -> gpd.GeoDataFrame:
     """Drop features PROJ could not transform (their coordinates came out infinite)."""
-    import numpy as np
     import shapely
 
     bounds = shapely.bounds(frame.geometry.array)

@@ -120,17 +120,18 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
             report.error(_code(exc), str(exc))
             return report
         report = Report.from_dict(result["report"])
-        frame = _read_result(result) if report.ok and result["result_type"] == "table" else None
-        if coords == "wgs84" and frame is not None and hasattr(frame, "geometry"):
+        sample = report.info.pop("offset_sample", None)
+        if coords == "wgs84" and sample and report.ok:
             from ingest.offset_hint import check_offset
 
-            check_offset(frame, workspace, name, report)
+            check_offset(sample, workspace, name, report,
+                         count=int(report.info.get("rows_kept") or 0))
         if not report.ok:
             report.status = "refused"
         elif dry_run:
             report.status = "validated"
         else:
-            report.version = _publish(workspace, result, frame, spec.name, name, report,
+            report.version = _publish(workspace, result, spec.name, name, report,
                                       content_key=content_key, author=author, note=note)
             report.status = "published"
         return report
@@ -138,18 +139,7 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _read_result(result: dict[str, Any]) -> Any:
-    """The sandbox's clean table: a GeoDataFrame, or a DataFrame for a plain table."""
-    import geopandas as gpd
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    path = result["result"]
-    is_geo = b"geo" in (pq.read_schema(path).metadata or {})
-    return gpd.read_parquet(path) if is_geo else pd.read_parquet(path)
-
-
-def _publish(workspace: Workspace, result: dict[str, Any], frame: Any, kind: str,
+def _publish(workspace: Workspace, result: dict[str, Any], kind: str,
              name: str, report: Report, *, content_key: str, author: str | None,
              note: str) -> dict[str, Any]:
     provenance = {"source_name": report.source, "source_sha256": result["source_sha256"],
@@ -158,7 +148,7 @@ def _publish(workspace: Workspace, result: dict[str, Any], frame: Any, kind: str
     if result["result_type"] == "raster":
         entry = workspace.publish_raster(name, kind, result["result"], **provenance)
     else:
-        entry = workspace.publish(name, kind, frame, **provenance)
+        entry = workspace.publish_parquet(name, kind, result["result"], **provenance)
     return entry.to_dict()
 
 

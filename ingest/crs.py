@@ -227,6 +227,9 @@ def to_wgs84(frame: gpd.GeoDataFrame, source: pyproj.CRS, coords: str,
                      f"({source.name}); drop --coords, or give the degrees' CRS "
                      "(--crs EPSG:4326) if the file really holds GCJ-02/BD-09 degrees")
         offset = False
+    if not offset and _equivalent(source, WGS84):
+        # Already longitude/latitude on WGS84: nothing to move (a million points' copy saved).
+        return _replace_geometry(frame, np.asarray(frame.geometry.values, dtype=object), WGS84)
     transformer = pyproj.Transformer.from_crs(source, WGS84, always_xy=True)
     unoffset = {"gcj02": gcj02_to_wgs84, "bd09": bd09_to_wgs84}.get(coords) if offset else None
 
@@ -312,7 +315,15 @@ def check_location(frame4326: gpd.GeoDataFrame, bbox: tuple[float, float, float,
     if not present.any():
         return
     bbox = tuple(float(v) for v in bbox)
-    points = shapely.get_coordinates(shapely.point_on_surface(kept))
+    bounds = shapely.bounds(kept)
+    wholly = ((bounds[:, 0] >= bbox[0]) & (bounds[:, 1] >= bbox[1])
+              & (bounds[:, 2] <= bbox[2]) & (bounds[:, 3] <= bbox[3]))
+    # A feature whose bounds lie in the box is inside wherever its representative point is;
+    # only the others (few, in a good file) need GEOS to find one.
+    points = np.column_stack([(bounds[:, 0] + bounds[:, 2]) / 2,
+                              (bounds[:, 1] + bounds[:, 3]) / 2])
+    if not wholly.all():
+        points[~wholly] = shapely.get_coordinates(shapely.point_on_surface(kept[~wholly]))
     x, y = points[:, 0], points[:, 1]
     inside = _inside(x, y, bbox)
     # Features PROJ could not transform (infinite) lie outside the source CRS's domain, far
@@ -320,9 +331,7 @@ def check_location(frame4326: gpd.GeoDataFrame, bbox: tuple[float, float, float,
     share = float(inside.sum()) / int(present.sum())
     report.info["inside_share"] = round(share, 4)
     if share >= min_inside_share:
-        bounds = shapely.bounds(kept)
-        reaching = ~((bounds[:, 0] >= bbox[0]) & (bounds[:, 1] >= bbox[1])
-                     & (bounds[:, 2] <= bbox[2]) & (bounds[:, 3] <= bbox[3]))
+        reaching = ~wholly
         if reaching.any():
             report.warning("partly_outside",
                            f"features lie wholly or partly outside the city area "

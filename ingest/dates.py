@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingest._distinct import distinct
 from ingest.report import Report
 
 __all__ = ["ACCEPTED_FORMS", "EARLIEST", "check_date_format", "parse_dates"]
@@ -117,29 +118,24 @@ def parse_dates(values: pd.Series, *, field: str, fmt: str | None,
 def _parse_objects(values: pd.Series, *, field: str, fmt: str | None,
                    report: Report) -> pd.Series:
     parse = (lambda v: _parse_with(v, fmt)) if fmt else _parse_free
-    table: dict[Any, _Parsed] = {}
+    # Once per distinct value: a date column holds a few hundred dates in a million records.
+    codes, uniques = distinct(values)
     parsed: list[_Parsed] = []
-    blank = np.zeros(len(values), dtype=bool)
-    for i, v in enumerate(values.to_numpy(dtype=object)):
+    blank_u = np.zeros(len(uniques), dtype=bool)
+    result_u = np.full(len(uniques), np.datetime64("NaT"), dtype="datetime64[s]")
+    ambiguous_u = np.zeros(len(uniques), dtype=bool)
+    for i, v in enumerate(uniques):
         if _is_blank(v):
-            blank[i] = True
+            blank_u[i] = True
             parsed.append(None)
             continue
-        try:
-            hit = table[v]
-        except KeyError:
-            hit = table[v] = parse(v)
-        except TypeError:  # unhashable
-            hit = parse(v)
-        parsed.append(hit)
-
-    result = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
-    ambiguous = np.zeros(len(values), dtype=bool)
-    for i, p in enumerate(parsed):
+        p = parse(v)
+        parsed.append(p)
         if isinstance(p, dt.date):
-            result[i] = np.datetime64(p.isoformat(), "D")
+            result_u[i] = np.datetime64(p.isoformat(), "D")
         elif isinstance(p, tuple):
-            ambiguous[i] = True
+            ambiguous_u[i] = True
+    blank, result, ambiguous = blank_u[codes], result_u[codes], ambiguous_u[codes]
     bad = ~blank & ~ambiguous & np.isnat(result)
     index = values.index
     raw = values.to_numpy(dtype=object)

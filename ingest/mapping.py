@@ -58,6 +58,7 @@ A value that cannot be converted becomes missing (warning ``bad_value``; enumera
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import tomllib
@@ -70,6 +71,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ingest._distinct import as_strings, map_distinct
 from ingest.dates import check_date_format, parse_dates
 from ingest.errors import MappingError
 from ingest.report import Report
@@ -439,21 +441,27 @@ def _list(names: Iterable[str], limit: int = 30) -> str:
 # -- values -------------------------------------------------------------------------------------
 def _apply(series: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
     """``func`` of every value, computed once per distinct value (an object series)."""
-    raw = series.to_numpy(dtype=object)
-    table: dict[Any, Any] = {}
-    out = []
-    for v in raw:
-        try:
-            hit = table[v]
-        except KeyError:
-            hit = table[v] = func(v)
-        except TypeError:  # unhashable (a list from a GDAL list field)
-            hit = func(v)
-        out.append(hit)
-    values = np.empty(len(out), dtype=object)
-    for i, v in enumerate(out):  # element by element: tuples must stay single values
-        values[i] = v
+    return pd.Series(map_distinct(series, func), index=series.index, dtype=object)
+
+
+def _texts(series: pd.Series) -> pd.Series:
+    """:func:`_to_text` of every value; for a column of text, in Arrow's kernels."""
+    import pyarrow.compute as pc
+
+    strings = as_strings(series)
+    if strings is None:
+        return _apply(series, _to_text)
+    trimmed = pc.utf8_trim_whitespace(strings)
+    blank = pc.is_in(pc.utf8_lower(trimmed), value_set=_BLANKS_ARROW())
+    values = pc.if_else(blank, None, trimmed).to_numpy(zero_copy_only=False)
     return pd.Series(values, index=series.index, dtype=object)
+
+
+@functools.cache
+def _BLANKS_ARROW() -> Any:  # noqa: N802 (a constant, built on first use)
+    import pyarrow as pa
+
+    return pa.array(sorted(BLANKS), type=pa.string())
 
 
 def _is_blank(v: Any) -> bool:
@@ -535,7 +543,7 @@ class _Mapper:
         self.quantity_units: tuple[np.ndarray, Unit | None] | None = None
 
     def text(self, f: Field, series: pd.Series) -> pd.Series:
-        out = _apply(series, _to_text)
+        out = _texts(series)
         replace = self.spec.values.get(f.name)
         if enumeration(self.kind.name, f.name) is not None:
             return self.enum(f, out, replace or {})
@@ -742,7 +750,7 @@ def map_fields(frame: pd.DataFrame, kind: Kind, spec: MappingSpec | None,
         elif f.dtype in ("int", "float"):
             data[f.name] = mapper.number(f, series, source)
         elif (kind.name, f.name) in _UNIT_TEXT:
-            data[f.name] = _apply(series, _to_text)  # normalised after _unit_column
+            data[f.name] = _texts(series)  # normalised after _unit_column
         else:
             data[f.name] = mapper.text(f, series)
     if defaulted:

@@ -9,7 +9,6 @@ the file most likely carries that offset, and the report says so with the ``--co
 
 from __future__ import annotations
 
-import geopandas as gpd
 import numpy as np
 import shapely
 
@@ -17,7 +16,7 @@ from ingest.report import Report
 from twin.offsets import bd09_to_wgs84, gcj02_to_wgs84
 from twin.store import Workspace
 
-__all__ = ["REFERENCE_KINDS", "check_offset", "nearest_distances_m"]
+__all__ = ["REFERENCE_KINDS", "check_offset", "nearest_distances_m", "sample_points"]
 
 #: Layers the new features are compared with, in order of preference.
 REFERENCE_KINDS = ("boundaries", "roads", "buildings")
@@ -48,7 +47,11 @@ def nearest_distances_m(points: np.ndarray, reference: np.ndarray) -> np.ndarray
     return distance
 
 
-def _sample_points(geoms: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sample_points(geoms: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Up to 2,000 vertices of ``geoms``, as (lon, lat) rows, drawn from 2,000 features."""
+    rng = np.random.default_rng(seed)
+    if len(geoms) > _SAMPLE:
+        geoms = geoms[rng.choice(len(geoms), _SAMPLE, replace=False)]
     coords = shapely.get_coordinates(geoms)
     if len(coords) > _SAMPLE:
         coords = coords[rng.choice(len(coords), _SAMPLE, replace=False)]
@@ -65,7 +68,7 @@ def _reference(workspace: Workspace) -> tuple[str, np.ndarray] | None:
             by_kind.setdefault(info.kind, info.name)
     for kind in REFERENCE_KINDS:
         if kind in by_kind:
-            frame = workspace.read(by_kind[kind])
+            frame = workspace.read(by_kind[kind], geometry_only=True)
             geoms = np.asarray(frame.geometry.values, dtype=object)
             if len(geoms) > _REFERENCE_ROWS:
                 geoms = geoms[np.random.default_rng(0).choice(len(geoms), _REFERENCE_ROWS,
@@ -76,30 +79,31 @@ def _reference(workspace: Workspace) -> tuple[str, np.ndarray] | None:
     return None
 
 
-def check_offset(frame: gpd.GeoDataFrame, workspace: Workspace, layer: str,
-                 report: Report) -> None:
-    """Warn ``offset_suspected`` when ``frame`` (EPSG:4326) looks GCJ-02 or BD-09 shifted.
+def check_offset(points: np.ndarray, workspace: Workspace, layer: str, report: Report, *,
+                 count: int) -> None:
+    """Warn ``offset_suspected`` when features loaded as WGS84 look GCJ-02 or BD-09 shifted.
 
     Parameters
     ----------
-    frame
-        The clean features about to be published, loaded as plain WGS84.
+    points
+        (lon, lat) rows sampled from the clean features (:func:`sample_points`).
     workspace
         Its other layers are the reference.
     layer
         The target layer (named in the report's facts).
     report
         Receives the warning, and ``info["offset_check"]`` with the median distances.
+    count
+        The number of features, for the warning.
     """
-    if not len(frame):
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    if not len(points):
         return
     reference = _reference(workspace)
     if reference is None:
         return
     name, geoms = reference
-    points = _sample_points(np.asarray(frame.geometry.values, dtype=object),
-                            np.random.default_rng(0))
-    if not len(points) or not len(geoms):
+    if not len(geoms):
         return
     medians = {"wgs84": float(np.median(nearest_distances_m(points, geoms)))}
     for coords, undo in (("gcj02", gcj02_to_wgs84), ("bd09", bd09_to_wgs84)):
@@ -116,4 +120,4 @@ def check_offset(frame: gpd.GeoDataFrame, workspace: Workspace, layer: str,
             f"the features sit a median {medians['wgs84']:,.0f} m from layer {name!r}, but "
             f"only {medians[best]:,.0f} m once the {label} offset of Chinese web maps is "
             f"undone: the file most likely comes from such a map; load it again with "
-            f"--coords {best}", count=len(frame))
+            f"--coords {best}", count=count)

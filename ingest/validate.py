@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingest._distinct import as_strings, map_distinct
 from ingest.report import Report
 from ingest.values import RESOURCE_UNITS
 from twin.schema import Kind
@@ -181,20 +182,35 @@ def _clean(value: Any) -> tuple[Any, bool, bool]:
     return (cleaned if cleaned else None), control, bool(_MARKUP.search(cleaned))
 
 
+# Values that _clean could change: a layout, control or invisible character, a space at
+# either end, an empty string, or the "<" or ":" that markup needs (RE2 syntax, for Arrow).
+_NEEDS_CLEANING = (r"[\x{00}-\x{1f}\x{7f}-\x{a0}\x{1680}\x{2000}-\x{200f}\x{2028}-\x{202f}"
+                   r"\x{205f}-\x{2064}\x{2066}-\x{2069}\x{3000}\x{feff}\x{fff9}-\x{fffb}<:]"
+                   r"|^ | $|^$")
+
+
 def _clean_column(series: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    import pyarrow.compute as pc
+
+    strings = as_strings(series)
+    control = np.zeros(len(series), dtype=bool)
+    markup = np.zeros(len(series), dtype=bool)
+    if strings is None:
+        todo = np.arange(len(series))
+    else:  # only the few values that need it go through Python
+        needs = pc.fill_null(pc.match_substring_regex(strings, _NEEDS_CLEANING), False)
+        todo = np.flatnonzero(needs.to_numpy(zero_copy_only=False))
+        if not len(todo):
+            return series, control, markup
     raw = series.to_numpy(dtype=object)
-    table: dict[Any, tuple[Any, bool, bool]] = {}
-    out = np.empty(len(raw), dtype=object)
-    control = np.zeros(len(raw), dtype=bool)
-    markup = np.zeros(len(raw), dtype=bool)
-    for i, v in enumerate(raw):
-        try:
-            hit = table[v]
-        except KeyError:
-            hit = table[v] = _clean(v)
-        except TypeError:  # unhashable
-            hit = _clean(v)
-        out[i], control[i], markup[i] = hit
+    out = raw.copy()
+    if len(todo):
+        results = map_distinct(raw[todo], _clean)
+        cleaned_values = np.empty(len(todo), dtype=object)
+        cleaned_values[:] = [r[0] for r in results]
+        out[todo] = cleaned_values
+        control[todo] = [r[1] for r in results]
+        markup[todo] = [r[2] for r in results]
     cleaned = pd.Series(out, index=series.index, dtype=object, name=series.name)
     if isinstance(series.dtype, pd.StringDtype):
         cleaned = cleaned.astype(series.dtype)

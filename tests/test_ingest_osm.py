@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import osmium
 import pytest
 
 from ingest import ingest_file
 from ingest._osm import parse_measure
 from twin import Workspace
-
-osmium = pytest.importorskip("osmium")
 
 BOX = (121.470, 31.230, 121.480, 31.240)
 
@@ -179,3 +178,32 @@ def test_a_ring_geos_refuses_is_one_record_not_the_file(tmp_path: Path, ws: Work
     assert sorted(ws.read("buildings")["id"]) == ["B2", "B3"]  # B2's open ring was closed
     assert _problem(report, "ring_closed").count == 2
     assert 1 in _problem(report, "unrepairable_geometry").rows
+
+
+def test_roads_cut_by_the_extract_are_named_not_published_silently(
+        extract: Path, ws: Workspace) -> None:
+    report = ingest_file(ws, extract, kind="roads")
+    cut = _problem(report, "way_truncated")
+    assert cut.ids == ["way/200"]
+    assert report.info["osm_ways_truncated"] == 1
+
+
+def test_buildings_cut_by_the_extract_and_incomplete_relations_are_reported(
+        extract: Path, ws: Workspace) -> None:
+    report = ingest_file(ws, extract, kind="buildings")
+    cut = _problem(report, "way_truncated")
+    # way/104 lost two corners and was published as what remained; way/105 could not be built
+    # at all and is reported by the geometry checks, not as published short.
+    assert "way/104" in cut.ids
+    assert "way/100" not in cut.ids
+    relation = _problem(report, "relation_incomplete")
+    assert relation.ids == ["relation/400"]
+    assert report.info["osm_relations_incomplete"] == 1
+
+
+def test_a_whole_extract_has_no_cut_ways(tmp_path: Path, ws: Workspace) -> None:
+    _full_extract(tmp_path / "full.osm.pbf")
+    report = ingest_file(ws, tmp_path / "full.osm.pbf", kind="roads")
+    assert report.status == "published", report.to_text()
+    assert not [p for p in report.problems if p.code in ("way_truncated",
+                                                          "relation_incomplete")]

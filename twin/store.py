@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["FactSet", "LayerInfo", "LayerVersion", "Workspace", "audit", "check_layer_name",
-           "default_author", "utc_now"]
+           "default_author", "utc_now", "write_layer_parquet"]
 
 CONFIG_NAME = "twin.toml"
 DB_NAME = "twin.db"
@@ -392,10 +392,12 @@ class Workspace:
                 f"{_ranges(have)}; see `twin layers versions WORKSPACE {name}`")
         return _row_to_version(row, current)
 
-    def read(self, name: str, version: int | None = None) -> gpd.GeoDataFrame | pd.DataFrame:
+    def read(self, name: str, version: int | None = None, *,
+             geometry_only: bool = False) -> gpd.GeoDataFrame | pd.DataFrame:
         """Read a version of a layer (the current one by default).
 
-        Returns a GeoDataFrame in EPSG:4326 for geometry layers, a DataFrame for tables.
+        Returns a GeoDataFrame in EPSG:4326 for geometry layers, a DataFrame for tables;
+        ``geometry_only`` reads a geometry layer's geometries and no attribute.
 
         Raises
         ------
@@ -413,7 +415,10 @@ class Workspace:
             if entry.format == "geoparquet":
                 import geopandas as gpd
 
-                return gpd.read_parquet(path)
+                columns = None
+                if geometry_only:
+                    columns = [_geometry_column(path)]
+                return gpd.read_parquet(path, columns=columns)
             import pandas as pd
 
             return pd.read_parquet(path)
@@ -496,6 +501,45 @@ class Workspace:
             fmt="geoparquet" if is_geo else "parquet", row_count=len(frame), bounds=bounds,
             source_name=source_name, source_sha256=source_sha256, source_crs=source_crs,
             content_key=content_key, author=author, note=note)
+
+    def publish_parquet(self, name: str, kind: str, path: str | os.PathLike[str], *,
+                        source_name: str | None = None, source_sha256: str | None = None,
+                        source_crs: str | None = None, content_key: str | None = None,
+                        author: str | None = None, note: str = "") -> LayerVersion:
+        """Publish a (Geo)Parquet file written by :func:`write_layer_parquet`, as it is.
+
+        The file is checked against the kind's schema from its metadata alone (columns,
+        geometry types, CRS, bounds) and copied in by the same atomic protocol as
+        :meth:`publish`: a clean ingest result of millions of features is published without
+        being decoded and encoded again.
+
+        Raises
+        ------
+        SchemaError
+            When the file is not Parquet, or its layout does not fit the kind's schema.
+        KindMismatchError, StoreBusyError
+            As :meth:`publish`.
+        """
+        check_layer_name(name)
+        spec = get_kind(kind)
+        source = Path(path)
+        columns, geom_types, crs, rows, bounds = _parquet_layout(source)
+        problems = schema_problems(spec, columns, geom_types, crs)
+        if problems:
+            raise SchemaError(f"cannot publish layer {name!r}: " + "; ".join(problems))
+        if bounds is not None and not all(map(math.isfinite, bounds)):
+            raise SchemaError(f"cannot publish layer {name!r}: its geometries have non-finite "
+                              "coordinates; drop or repair them first")
+
+        def copy(fh: BinaryIO) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 22)
+
+        return self._publish(
+            name, kind, copy, suffix=".parquet",
+            fmt="geoparquet" if geom_types is not None else "parquet", row_count=rows,
+            bounds=bounds, source_name=source_name, source_sha256=source_sha256,
+            source_crs=source_crs, content_key=content_key, author=author, note=note)
 
     def publish_raster(self, name: str, kind: str, path: str | os.PathLike[str], *,
                        source_name: str | None = None, source_sha256: str | None = None,
@@ -747,18 +791,62 @@ class Workspace:
         return problems
 
 
-def _write_parquet(frame: pd.DataFrame, fh: BinaryIO) -> None:
-    """Write ``frame`` to an open file: GeoParquet for a GeoDataFrame, Parquet otherwise.
+def write_layer_parquet(frame: pd.DataFrame, target: BinaryIO | str | os.PathLike[str]) -> None:
+    """Write ``frame`` as the store keeps layers: GeoParquet for a GeoDataFrame, else Parquet.
 
     Geometries use GeoArrow encoding: readers get flat coordinate arrays without decoding WKB
-    (see :mod:`twin.geoarrow`), and geopandas reads it back as usual.
+    (see :mod:`twin.geoarrow`), and geopandas reads it back as usual. Ingest's sandbox writes
+    its clean result this way, so that :meth:`Workspace.publish_parquet` publishes the file as
+    it is.
     """
     import geopandas as gpd
 
     if isinstance(frame, gpd.GeoDataFrame):
-        frame.to_parquet(fh, index=False, compression="zstd", geometry_encoding="geoarrow")
+        frame.to_parquet(target, index=False, compression="zstd", geometry_encoding="geoarrow")
     else:
-        frame.to_parquet(fh, index=False, compression="zstd")
+        frame.to_parquet(target, index=False, compression="zstd")
+
+
+def _write_parquet(frame: pd.DataFrame, fh: BinaryIO) -> None:
+    write_layer_parquet(frame, fh)
+
+
+def _geometry_column(path: Path) -> str:
+    """The primary geometry column named in a GeoParquet file's metadata."""
+    import pyarrow.parquet as pq
+
+    return json.loads(pq.read_schema(path).metadata[b"geo"])["primary_column"]
+
+
+def _parquet_layout(path: Path) -> tuple[list[str], dict[str, int] | None, Any, int,
+                                         tuple[float, ...] | None]:
+    """Columns, geometry types, CRS, row count and bounds of a (Geo)Parquet file's metadata."""
+    import pyarrow.parquet as pq
+    from pyproj import CRS
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, ValueError) as exc:
+        raise SchemaError(f"{path} is not a readable Parquet file ({exc})") from None
+    schema = parquet.schema_arrow
+    rows = parquet.metadata.num_rows
+    raw = (schema.metadata or {}).get(b"geo")
+    if raw is None:
+        return list(schema.names), None, None, rows, None
+    try:
+        geo = json.loads(raw)
+        primary = geo["primary_column"]
+        column = geo["columns"][primary]
+        types = [str(t).removesuffix(" Z") for t in column.get("geometry_types", [])]
+        crs = CRS.from_user_input(column["crs"]) if column.get("crs") else None
+        bbox = tuple(float(v) for v in column["bbox"]) if column.get("bbox") else None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SchemaError(f"{path} has malformed GeoParquet metadata ({exc})") from None
+    if rows and not types:
+        raise SchemaError(f"{path} does not list its geometry types in its GeoParquet "
+                          "metadata; write it with write_layer_parquet")
+    columns = [c for c in schema.names if c != primary]
+    return columns, dict.fromkeys(types, 1), crs, rows, bbox if rows else None
 
 
 def _remove(path: Path) -> None:
