@@ -293,7 +293,10 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
                                 logout_endpoint="/logout")
     origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     extra: dict[str, Any] = {"num_procs": num_procs} if num_procs > 1 else {}
+    from dashboards.ogc import ogc_patterns
+
     server = pn.serve(make_pages(workspace, lang), port=port, address=address, show=show,
+                      extra_patterns=ogc_patterns(workspace),
                       threaded=threaded, cookie_secret=secret, auth_provider=provider,
                       websocket_origin=origins, title="citytwin", start=threaded, **extra,
                       # a closed page's session goes within seconds, not Bokeh's 15 s + 17 s

@@ -6,9 +6,10 @@ parsing runs in a child process with memory and time limits and no network. What
 becomes a new layer version; what does not is refused with a report of every problem.
 """
 
+from ingest._progress import STAGES
 from ingest.api import COORDS, ingest_file, ingest_manifest
 from ingest.errors import IngestError
 from ingest.report import Problem, Report, Severity
 
-__all__ = ["COORDS", "IngestError", "Problem", "Report", "Severity", "ingest_file",
+__all__ = ["COORDS", "STAGES", "IngestError", "Problem", "Report", "Severity", "ingest_file",
            "ingest_manifest"]

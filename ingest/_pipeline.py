@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from ingest._progress import Progress
 from ingest._staging import Staging
 from ingest.report import Report
 from twin.schema import Kind, get_kind
@@ -38,6 +39,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     report = Report(source=request["source_name"], kind=kind.name, layer=request["name"])
     workdir = Path(request["workdir"])
     limits = request["limits"]
+    progress = Progress(workdir)
+    request = {**request, "progress": progress}
+    progress.stage("staging")
     with Staging(limits, root=workdir) as staging:
         staged = staging.stage(Path(request["input"]), layer=request.get("layer"))
         report.info.update({"format": staged.format, "sha256": staged.sha256,
@@ -80,7 +84,7 @@ def _read(path: Path, fmt: str, kind: Kind, request: dict[str, Any], coordinates
     from ingest._vector import read_vector
 
     return read_vector(path, fmt, layer=request.get("layer"), encoding=request.get("encoding"),
-                       **common)
+                       progress=request["progress"], **common)
 
 
 def _table(path: Path, fmt: str, kind: Kind, request: dict[str, Any], report: Report,
@@ -90,7 +94,9 @@ def _table(path: Path, fmt: str, kind: Kind, request: dict[str, Any], report: Re
     from ingest.mapping import map_fields
     from ingest.validate import validate_records
 
+    progress = request["progress"]
     spec, coordinates = _mapping(request)
+    progress.stage("reading")
     raw = _read(path, fmt, kind, request, coordinates, report)
     frame = raw.frame
     coords = request.get("coords") or "wgs84"
@@ -109,17 +115,21 @@ def _table(path: Path, fmt: str, kind: Kind, request: dict[str, Any], report: Re
         if source is not None:
             if frame.crs is None:
                 frame = frame.set_crs(source)
+            progress.stage("geometries", total=len(frame))
             frame = clean_geometries(frame, kind, report, limits=request["limits"],
                                      base_resolution=request["base_resolution"],
                                      id_column=raw.info.get("id_column"))
+    progress.stage("mapping", total=len(frame))
     frame = map_fields(frame, kind, spec, report)
     if is_geo and source is not None and report.ok:
+        progress.stage("reprojecting", total=len(frame))
         raw_bounds = tuple(float(v) for v in frame.total_bounds) if len(frame) else None
         frame = to_wgs84(frame, source, coords, report)
         check_location(frame, tuple(request["bbox"]) if request.get("bbox") else None, report,
                        source=source, min_inside_share=request["limits"]["min_inside_share"],
                        raw_bounds=raw_bounds)
         frame = _drop_untransformable(frame, report)
+    progress.stage("validating", total=len(frame))
     frame = validate_records(frame, kind, report)
     report.info["rows_kept"] = len(frame)
     if not report.ok:
@@ -130,6 +140,7 @@ def _table(path: Path, fmt: str, kind: Kind, request: dict[str, Any], report: Re
         # A sample for the parent's check against the workspace's layers (offset_hint).
         report.info["offset_sample"] = sample_points(
             np.asarray(frame.geometry.values, dtype=object)).round(7).tolist()
+    progress.stage("writing", total=len(frame))
     out = workdir / "result.parquet"
     # In the store's own encoding, so that the parent publishes the file as it is.
     write_layer_parquet(frame.reset_index(drop=True), out)

@@ -35,7 +35,9 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +277,8 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_sandboxed(target: str, request: dict[str, Any], *, workdir: Path, memory_mb: float,
-                  timeout_s: float) -> dict[str, Any]:
+                  timeout_s: float,
+                  on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``target(request)`` in a sandboxed child process and return its result.
 
     Parameters
@@ -292,6 +295,9 @@ def run_sandboxed(target: str, request: dict[str, Any], *, workdir: Path, memory
         Address-space limit of the child (``ingest.memory_mb``).
     timeout_s : float
         Wall-clock limit (``ingest.timeout_s``); the child's process group is killed after it.
+    on_progress : callable, optional
+        Called with the child's progress (see :mod:`ingest._progress`) whenever it changes,
+        polled a few times a second while the child runs.
 
     Returns
     -------
@@ -329,7 +335,7 @@ def run_sandboxed(target: str, request: dict[str, Any], *, workdir: Path, memory
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     close_fds=True, start_new_session=True)
             try:
-                returncode = proc.wait(timeout=timeout_s)
+                returncode = _wait(proc, workdir, timeout_s, on_progress)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 raise SandboxError(
@@ -348,6 +354,30 @@ def run_sandboxed(target: str, request: dict[str, Any], *, workdir: Path, memory
     finally:
         for path in paths:
             path.unlink(missing_ok=True)
+
+
+def _wait(proc: subprocess.Popen[bytes], workdir: Path, timeout_s: float,
+          on_progress: Callable[[dict[str, Any]], None] | None) -> int:
+    """Wait for the child, passing its progress on; TimeoutExpired after ``timeout_s``."""
+    if on_progress is None:
+        return proc.wait(timeout=timeout_s)
+    from ingest._progress import read_progress
+
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        try:
+            return proc.wait(timeout=min(_POLL_S, max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+        state = read_progress(workdir)
+        if state is not None and state != last:
+            last = state
+            on_progress(state)
+
+
+_POLL_S = 0.25
 
 
 def _outcome(returncode: int, result_path: Path, error_path: Path, log_path: Path, source: str,

@@ -34,7 +34,8 @@ COORDS = ("wgs84", "gcj02", "bd09")
 def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str | None = None,
                 crs: str | None = None, coords: str = "wgs84", layer: str | None = None,
                 mapping: str | Path | None = None, encoding: str | None = None,
-                dry_run: bool = False, author: str | None = None, note: str = "") -> Report:
+                dry_run: bool = False, author: str | None = None, note: str = "",
+                on_progress: Callable[[str, int, int], None] | None = None) -> Report:
     """Validate one file and, when it passes, publish it as a new version of a layer.
 
     Parameters
@@ -62,6 +63,10 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
         Validate only; publish nothing.
     author, note
         Recorded with the new version.
+    on_progress
+        Called as ``on_progress(stage, done, total)`` while the file is read and checked
+        (stages and their labels: :data:`ingest.STAGES`; ``total`` 0 when unknown), a few
+        times a second at most.
 
     Returns
     -------
@@ -113,8 +118,11 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
     try:
         request["workdir"] = str(workdir)
         try:
-            result = run_sandboxed("ingest._pipeline:run", request, workdir=workdir,
-                                   memory_mb=limits["memory_mb"], timeout_s=limits["timeout_s"])
+            result = run_sandboxed(
+                "ingest._pipeline:run", request, workdir=workdir,
+                memory_mb=limits["memory_mb"], timeout_s=limits["timeout_s"],
+                on_progress=None if on_progress is None else
+                (lambda p: on_progress(p["stage"], p.get("done", 0), p.get("total", 0))))
         except IngestError as exc:
             report = Report(source=source.name, kind=spec.name, layer=name)
             report.error(_code(exc), str(exc))
@@ -131,6 +139,8 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
         elif dry_run:
             report.status = "validated"
         else:
+            if on_progress is not None:
+                on_progress("publishing", 0, 0)
             report.version = _publish(workspace, result, spec.name, name, report,
                                       content_key=content_key, author=author, note=note)
             report.status = "published"

@@ -25,6 +25,7 @@ import shapely
 from pyproj.database import PJType, query_crs_info
 from pyproj.exceptions import CRSError
 
+from ingest._parallel import chunked
 from ingest.errors import ParseError
 from ingest.report import Report
 from twin.offsets import bd09_to_wgs84, gcj02_to_wgs84
@@ -230,16 +231,21 @@ def to_wgs84(frame: gpd.GeoDataFrame, source: pyproj.CRS, coords: str,
     if not offset and _equivalent(source, WGS84):
         # Already longitude/latitude on WGS84: nothing to move (a million points' copy saved).
         return _replace_geometry(frame, np.asarray(frame.geometry.values, dtype=object), WGS84)
-    transformer = pyproj.Transformer.from_crs(source, WGS84, always_xy=True)
     unoffset = {"gcj02": gcj02_to_wgs84, "bd09": bd09_to_wgs84}.get(coords) if offset else None
 
-    def convert(xy: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(xy[:, 0], xy[:, 1])
-        if unoffset is not None:
-            x, y = unoffset(x, y)
-        return np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+    def transform(part: np.ndarray) -> np.ndarray:
+        # One transformer per thread: a PROJ context must not be shared between threads.
+        transformer = pyproj.Transformer.from_crs(source, WGS84, always_xy=True)
 
-    geoms = shapely.transform(np.asarray(frame.geometry.values, dtype=object), convert)
+        def convert(xy: np.ndarray) -> np.ndarray:
+            x, y = transformer.transform(xy[:, 0], xy[:, 1])
+            if unoffset is not None:
+                x, y = unoffset(x, y)
+            return np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+
+        return shapely.transform(part, convert)
+
+    geoms = chunked(transform, np.asarray(frame.geometry.values, dtype=object))
     return _replace_geometry(frame, geoms, WGS84)
 
 

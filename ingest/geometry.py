@@ -19,6 +19,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from ingest._parallel import chunked
 from ingest.errors import LimitExceededError
 from ingest.report import Report
 from twin.grid import average_cell_area_m2
@@ -73,7 +74,7 @@ def decode_wkb(wkb: np.ndarray, index: pd.Index, report: Report, *,
         Boolean mask of the records to drop.
     """
     wkb = np.asarray(wkb, dtype=object)
-    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    geoms = chunked(lambda part: shapely.from_wkb(part, on_invalid="ignore"), wkb)
     unreadable = np.zeros(len(wkb), dtype=bool)
     bad = np.flatnonzero(shapely.is_missing(geoms) & ~pd.isna(wkb))
     if not len(bad):
@@ -302,7 +303,7 @@ def _repair(geoms: np.ndarray, keep: np.ndarray, family: np.ndarray,
             families: frozenset[str], index: pd.Index, report: Report,
             ids=lambda mask: ()) -> np.ndarray:
     """Repair invalid geometries in place; return the updated keep mask."""
-    invalid = np.flatnonzero(keep & ~shapely.is_valid(geoms))
+    invalid = np.flatnonzero(keep & ~chunked(shapely.is_valid, geoms))
     if not len(invalid):
         return keep
     repaired = _make_valid(geoms[invalid])

@@ -71,6 +71,18 @@ MIGRATIONS: list[str] = [
         last_login_at TEXT
     )
     """,
+    # 5: API tokens of other departments' systems (twin.tokens): only the secret's SHA-256.
+    """
+    CREATE TABLE tokens (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL,
+        secret_sha256 TEXT NOT NULL UNIQUE,
+        created_at    TEXT NOT NULL,
+        created_by    TEXT NOT NULL,
+        revoked_at    TEXT,
+        last_used_at  TEXT
+    )
+    """,
 ]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.

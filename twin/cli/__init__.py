@@ -17,6 +17,7 @@ from twin.cli import (
     risk,
     serve,
     supply,
+    tokens,
     users,
     workspace,
     zones,
@@ -44,7 +45,8 @@ def cli() -> None:
     """
 
 
-for module in (workspace, ingest, fuse, risk, zones, supply, alerts, users, serve, demo):
+for module in (workspace, ingest, fuse, risk, zones, supply, alerts, users, tokens, serve,
+               demo):
     module.register(cli)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -62,9 +66,11 @@ def ingest_cmd(workspace: Path, file: Path | None, kind: str | None, name: str |
         if kind is None:
             raise click.UsageError("--kind is required with FILE (one of "
                                    f"{', '.join(KINDS)})")
-        report = ingest_file(ws, file, kind=kind, name=name, crs=crs, coords=coords,
-                             layer=source_layer, mapping=mapping, encoding=encoding,
-                             dry_run=dry_run, author=author, note=note)
+        with file_progress(file.name, enabled=not as_json) as on_progress:
+            report = ingest_file(ws, file, kind=kind, name=name, crs=crs, coords=coords,
+                                 layer=source_layer, mapping=mapping, encoding=encoding,
+                                 dry_run=dry_run, author=author, note=note,
+                                 on_progress=on_progress)
         reports = [report]
         emit(report.to_dict(), as_json, report.to_text)
     refused = [r.source for r in reports if r.status == "refused"]
@@ -73,6 +79,41 @@ def ingest_cmd(workspace: Path, file: Path | None, kind: str | None, name: str |
                    f"{'it' if len(refused) == 1 else 'them'}); fix the errors the report "
                    "lists and ingest again", err=True)
         raise SystemExit(1)
+
+
+@contextmanager
+def file_progress(label: str, enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """Yield an ``on_progress(stage, done, total)`` that shows one file's ingest on stderr.
+
+    On a terminal: one line redrawn with the stage and the records done (a percentage when the
+    total is known); elsewhere, one line per stage.
+    """
+    from ingest import STAGES
+
+    shown: dict[str, Any] = {"stage": None, "width": 0}
+    tty = sys.stderr.isatty()
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if not enabled:
+            return
+        zh, en = STAGES.get(stage, (stage, stage))
+        if not tty:
+            if stage != shown["stage"]:
+                click.echo(f"{label}: {en} {zh}", err=True)
+            shown["stage"] = stage
+            return
+        count = (f" {done:,}/{total:,} ({done / total:.0%})" if total and done
+                 else f" {done:,}" if done else "")
+        line = f"{label}: {en} {zh}{count}"
+        width = sum(2 if ord(c) >= 0x2E80 else 1 for c in line)  # CJK takes two columns
+        click.echo("\r" + line + " " * max(0, shown["width"] - width), err=True, nl=False)
+        shown.update(stage=stage, width=width)
+
+    try:
+        yield on_progress
+    finally:
+        if enabled and tty and shown["width"]:
+            click.echo("\r" + " " * shown["width"] + "\r", err=True, nl=False)
 
 
 def _manifest_text(reports) -> str:
