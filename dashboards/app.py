@@ -312,6 +312,12 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
         from dashboards.zones_state import EDITOR_DEFAULT_ON
 
         shared.current()
+        # The OGC API's modules and catalog, so that a GIS client's first request does not
+        # wait for imports.
+        with contextlib.suppress(TwinError):
+            from twin.features import collections
+
+            collections(workspace, "admin")
         for page_lang in ("zh", "en"):
             for role in ("viewer", "planner"):
                 with contextlib.suppress(TwinError):
