@@ -40,6 +40,25 @@ def test_stale_layers_follow_refresh_hours(demo_ws: Workspace) -> None:
     assert "已 30 小时未更新" in message.message_zh and "30 h old" in message.message_en
 
 
+def test_a_layers_own_refresh_interval_overrides_its_kinds(demo_ws: Workspace) -> None:
+    from twin.catalog import set_meta
+
+    set_meta(demo_ws, "cases", actor="gis1", refresh_hours=100.0)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        alerts, _ = evaluate(demo_ws, "2026-04-30", now=now + dt.timedelta(hours=30))
+        assert "cases" not in {a.place for a in alerts if a.rule == "stale_layer"}
+        alerts, _ = evaluate(demo_ws, "2026-04-30", now=now + dt.timedelta(hours=150))
+        due = next(a for a in alerts if a.rule == "stale_layer" and a.place == "cases")
+        assert (due.severity, due.data["state"]) == ("warning", "due")
+        alerts, _ = evaluate(demo_ws, "2026-04-30", now=now + dt.timedelta(hours=250))
+        late = next(a for a in alerts if a.rule == "stale_layer" and a.place == "cases")
+        assert (late.severity, late.data["state"]) == ("critical", "overdue")
+        assert "已逾期" in late.message_zh and "overdue" in late.message_en
+    finally:
+        set_meta(demo_ws, "cases", actor="gis1", refresh_hours=None)
+
+
 def test_bed_occupancy_threshold(demo_ws: Workspace, tmp_path: Path) -> None:
     day = dt.date(2026, 4, 30)
     week2 = Facts(demo_ws).read("district", columns=["fac_hospital_capacity"],

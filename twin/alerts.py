@@ -59,20 +59,25 @@ class Alert:
 
 
 def _stale_layers(ws: Workspace, date: dt.date, now: dt.datetime) -> list[Alert]:
-    hours = ws.config["alerts"]["refresh_hours"]
+    """Layers past their refresh interval (the layer's own in the catalog, else the kind's
+    ``[alerts.refresh_hours]``): a warning when due, critical when overdue (twice late)."""
+    from twin.catalog import freshness
+
     alerts = []
     for layer in ws.layers():
-        limit = hours.get(layer.kind)
-        if limit is None:
+        got = freshness(ws, layer.name, now=now)
+        if got["state"] not in ("due", "overdue"):
             continue
-        updated = dt.datetime.fromisoformat(layer.updated_at.replace("Z", "+00:00"))
-        age = (now - updated).total_seconds() / 3600
-        if age > limit:
-            alerts.append(Alert(
-                rule="stale_layer", severity="warning", place=layer.name, date=date.isoformat(),
-                message_zh=f"图层“{layer.name}”已 {age:.0f} 小时未更新（应每 {limit} 小时更新）",
-                message_en=f"layer {layer.name!r} is {age:.0f} h old (expected every {limit} h)",
-                data={"age_hours": round(age, 1), "limit_hours": limit}))
+        age, limit = got["age_hours"], got["refresh_hours"]
+        state_zh = "已逾期" if got["state"] == "overdue" else "待更新"
+        alerts.append(Alert(
+            rule="stale_layer", severity="critical" if got["state"] == "overdue" else "warning",
+            place=layer.name, date=date.isoformat(),
+            message_zh=f"图层“{layer.name}”{state_zh}：已 {age:.0f} 小时未更新（应每 {limit:g} "
+                       "小时更新）",
+            message_en=f"layer {layer.name!r} is {got['state']}: {age:.0f} h old (expected "
+                       f"every {limit:g} h)",
+            data={"age_hours": age, "limit_hours": limit, "state": got["state"]}))
     return alerts
 
 

@@ -83,6 +83,22 @@ MIGRATIONS: list[str] = [
         last_used_at  TEXT
     )
     """,
+    # 6: layer metadata kept by GIS staff (twin.catalog).
+    """
+    CREATE TABLE layer_meta (
+        layer          TEXT PRIMARY KEY REFERENCES layers(name),
+        title_zh       TEXT NOT NULL DEFAULT '',
+        title_en       TEXT NOT NULL DEFAULT '',
+        department     TEXT NOT NULL DEFAULT '',
+        contact        TEXT NOT NULL DEFAULT '',
+        description_zh TEXT NOT NULL DEFAULT '',
+        description_en TEXT NOT NULL DEFAULT '',
+        licence        TEXT NOT NULL DEFAULT '',
+        refresh_hours  REAL,
+        updated_at     TEXT NOT NULL,
+        updated_by     TEXT NOT NULL
+    )
+    """,
 ]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.

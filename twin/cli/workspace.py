@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table
+from twin.cli._common import WorkspaceFirstGroup, emit, json_option, table, writing
 from twin.config import LANGUAGES, parse_bbox
 from twin.errors import ConfigError
 from twin.store import LayerVersion, Workspace
@@ -75,7 +76,7 @@ def check_cmd(workspace: Path, no_hashes: bool, as_json: bool) -> None:
 
 @click.group("layers", cls=WorkspaceFirstGroup)
 def layers_group() -> None:
-    """List layers, their versions, and roll a layer back."""
+    """List layers, their versions and freshness; metadata, differences, exports, rollback."""
 
 
 @layers_group.command("list")
@@ -83,14 +84,19 @@ def layers_group() -> None:
 @json_option
 def layers_list(workspace: Path, as_json: bool) -> None:
     """List the workspace's layers with their current versions."""
+    from twin.catalog import freshness
+
     ws = Workspace.open(workspace)
     layers = ws.layers()
-    emit([layer.to_dict() for layer in layers], as_json, lambda: table(
-        [(i.name, i.kind, i.current_version, i.versions, i.current.row_count,
-          i.current.source_name or "", i.updated_at[:19].replace("T", " "))
-         for i in layers],
-        ["layer", "kind", "current", "versions", "rows", "source", "updated_at"])
-        if layers else f"{ws.root}: no layers yet")
+    fresh = {i.name: freshness(ws, i.name) for i in layers}
+    emit([{**layer.to_dict(), "freshness": fresh[layer.name]} for layer in layers], as_json,
+         lambda: table(
+             [(i.name, i.kind, i.current_version, i.versions, i.current.row_count,
+               i.current.source_name or "", i.updated_at[:19].replace("T", " "),
+               f"{fresh[i.name]['label_zh']} {fresh[i.name]['state']}") for i in layers],
+             ["layer", "kind", "current", "versions", "rows", "source", "updated_at",
+              "新鲜度 freshness"])
+         if layers else f"{ws.root}: no layers yet")
 
 
 def _version_rows(versions: list[LayerVersion]) -> str:
@@ -124,6 +130,92 @@ def layers_rollback(workspace: Path, name: str, version: int, note: str, author:
     current = Workspace.open(workspace).rollback(name, version, author=author, note=note)
     emit(current.to_dict(), as_json,
          f"layer {name!r} is now at version {current.version} ({current.row_count} rows)")
+
+
+@layers_group.command("meta")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.option("--title-zh", help="Title in Chinese.")
+@click.option("--title-en", help="Title in English.")
+@click.option("--department", help="The department that sends the data.")
+@click.option("--contact", help="Who to ask about it (name, phone).")
+@click.option("--description-zh", help="Description in Chinese.")
+@click.option("--description-en", help="Description in English.")
+@click.option("--licence", help="Licence or terms of use.")
+@click.option("--refresh-hours", type=click.FloatRange(min=0, min_open=True),
+              help="Expected refresh interval in hours (freshness and the stale alert).")
+@click.option("--actor", default=None, help="Who changes it (default: your login name).")
+@json_option
+def layers_meta(workspace: Path, name: str, actor: str | None, as_json: bool,
+                **changes: Any) -> None:
+    """Show layer NAME's metadata, or change the fields given (audited)."""
+    from twin.catalog import freshness, get_meta, set_meta
+    from twin.store import default_author
+
+    ws = Workspace.open(workspace)
+    given = {k: v for k, v in changes.items() if v is not None}
+    meta = set_meta(ws, name, actor=actor or default_author(), **given) if given else \
+        get_meta(ws, name)
+    fresh = freshness(ws, name, meta=meta)
+    data = {**meta.to_dict(), "freshness": fresh}
+
+    def text() -> str:
+        lines = [f"{k}: {v if v not in ('', None) else '-'}" for k, v in meta.to_dict().items()]
+        every = (f", expected every {fresh['refresh_hours']:g} h" if fresh["refresh_hours"]
+                 else "")
+        lines.append(f"freshness 新鲜度: {fresh['label_zh']} {fresh['state']} "
+                     f"({fresh['age_hours']:g} h old{every})")
+        return "\n".join(lines)
+
+    emit(data, as_json, text)
+
+
+@layers_group.command("diff")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.argument("old", type=click.IntRange(min=1))
+@click.argument("new", type=click.IntRange(min=1), required=False)
+@json_option
+def layers_diff(workspace: Path, name: str, old: int, new: int | None, as_json: bool) -> None:
+    """What changed in layer NAME from version OLD to NEW (default: the current one)."""
+    from twin.catalog import diff_versions
+
+    got = diff_versions(Workspace.open(workspace), name, old, new)
+
+    def text() -> str:
+        lines = [f"{name}: version {got['old']} → {got['new']} (rows {got['rows']['old']:,} "
+                 f"→ {got['rows']['new']:,}, matched by {got['key'] or 'position'})"]
+        for what, zh in (("added", "新增"), ("removed", "删除"), ("changed", "变更")):
+            part = got[what]
+            sample = f" e.g. {', '.join(part['sample'][:5])}" if part["sample"] else ""
+            lines.append(f"  {zh} {what}: {part['count']:,}{sample}")
+        for column, value in got["totals"]["new"].items():
+            before = got["totals"]["old"].get(column)
+            if before is not None and before != value:
+                lines.append(f"  total {column}: {before:,.6g} → {value:,.6g}")
+        return "\n".join(lines)
+
+    emit(got, as_json, text)
+
+
+@layers_group.command("export")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--version", type=click.IntRange(min=1), help="Version (default: the current).")
+@click.option("--format", "fmt", type=click.Choice(["gpkg", "geojson", "csv"]),
+              help="Format (default: from OUT's extension).")
+@json_option
+def layers_export(workspace: Path, name: str, out: Path, version: int | None, fmt: str | None,
+                  as_json: bool) -> None:
+    """Write a version of layer NAME to OUT with its metadata (CSV made formula-safe)."""
+    from twin.catalog import export_layer
+    from twin.store import default_author
+
+    with writing(out):
+        path = export_layer(Workspace.open(workspace), name, out, fmt=fmt, version=version,
+                            actor=default_author())
+    emit({"path": str(path)}, as_json, f"wrote {path}")
 
 
 def register(cli: click.Group) -> None:
