@@ -93,8 +93,10 @@ def facts_cmd(workspace: Path, level: str, day: str | None, start: str | None,
 
         frame["cell"] = cells_to_strings(frame["cell"].to_numpy())
     if csv_path is not None:
+        from twin.catalog import neutralise_csv
+
         with writing(csv_path):
-            frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
+            neutralise_csv(frame).to_csv(csv_path, index=False, encoding="utf-8-sig")
     shown = frame.head(top) if top else frame
     emit(shown.to_dict(orient="records"), as_json, lambda: table(
         [[f"{v:,.0f}" if isinstance(v, float) else v for v in row]

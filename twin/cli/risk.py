@@ -64,8 +64,10 @@ def risk_cmd(workspace: Path, day: str | None, level: str, top: int, sort_by: st
     result = risk(facts, level=_level(level), date=day)
     frame = result.frame
     if csv_path is not None:
+        from twin.catalog import neutralise_csv
+
         with writing(csv_path):
-            _printable(frame).to_csv(csv_path, index=False, encoding="utf-8-sig")
+            neutralise_csv(_printable(frame)).to_csv(csv_path, index=False, encoding="utf-8-sig")
     shown = result.top(top, by=sort_by)
     lang = facts.workspace.config.language
     key = result.key
@@ -165,8 +167,10 @@ def forecast_cmd(workspace: Path, day: str | None, level: str, days: int, top: i
         out = _printable(per_day)
         if names:
             out.insert(1, "name", out["unit"].map(names))
+        from twin.catalog import neutralise_csv
+
         with writing(csv_path):
-            out.to_csv(csv_path, index=False, encoding="utf-8-sig")
+            neutralise_csv(out).to_csv(csv_path, index=False, encoding="utf-8-sig")
     total = fc.by("city").iloc[0]
     printable = _printable(units.head(top))
 
@@ -245,8 +249,10 @@ def backtest_cmd(workspace: Path, start: str | None, end: str | None, step: int,
                           step=step,
                           progress=lambda i, n: on_step(i, n, f"date {i} of {n}"))
     if csv_path is not None:
+        from twin.catalog import neutralise_csv
+
         with writing(csv_path):
-            result.to_csv(csv_path, index=False, encoding="utf-8-sig")
+            neutralise_csv(result).to_csv(csv_path, index=False, encoding="utf-8-sig")
     mean = result[["capture_twin", "capture_naive", "lead", "coverage50", "coverage90",
                    "wis_twin", "wis_naive"]].mean()
     data = {"level": level, "budget": budget, "dates": result.to_dict(orient="records"),

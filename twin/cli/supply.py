@@ -65,8 +65,10 @@ def gaps_cmd(workspace: Path, horizon: float | None, level: str, csv_path: Path 
     frame = workspace_gaps(ws, level=level, zones=zones, horizon_days=horizon)
     frame = frame.sort_values(["days_of_cover", "area", "resource"]).reset_index(drop=True)
     if csv_path is not None:
+        from twin.catalog import neutralise_csv
+
         with writing(csv_path):
-            frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
+            neutralise_csv(frame).to_csv(csv_path, index=False, encoding="utf-8-sig")
     records = [{k: (None if isinstance(v, float) and math.isinf(v) else v)
                 for k, v in row.items()} for row in frame.to_dict(orient="records")]
     shown = ["area", "tier", "resource", "unit", "daily_demand", "demand", "supply", "gap",
@@ -99,8 +101,10 @@ def dispatch_cmd(workspace: Path, resource: str | None, horizon: float | None,
     result = dispatch(ws, resource=resource, zones=_zones(ws), horizon_days=horizon)
     rows = result.rows
     if csv_path is not None:
+        from twin.catalog import neutralise_csv
+
         with writing(csv_path):
-            rows.to_csv(csv_path, index=False, encoding="utf-8-sig")
+            neutralise_csv(rows).to_csv(csv_path, index=False, encoding="utf-8-sig")
     if geojson_path is not None:
         with writing(geojson_path):
             geojson_path.write_text(result.routes.to_json(), encoding="utf-8")
