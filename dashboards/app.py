@@ -246,6 +246,39 @@ def zones_page(workspace: Any, lang: str) -> Any:
     return _page(title, header, [view])
 
 
+def catalog_page(workspace: Any, lang: str) -> Any:
+    """The GIS staff's layer catalog (``ingest_layers``: gis and admin), checked here on the
+    server before anything is built."""
+    from dashboards.catalog import CatalogPage
+    from dashboards.catalog_http import make_ticket
+    from dashboards.catalog_state import CatalogState
+
+    _local_resources()
+    args = pn.state.session_args if pn.state.curdoc else {}
+    page_lang = args.get("lang", [lang.encode()])[0].decode()
+    if page_lang not in ("zh", "en"):
+        page_lang = lang
+    user = current_user(workspace, pn.state.user)
+    try:
+        require(user, "ingest_layers")
+        state = CatalogState(workspace, user=user, lang=page_lang)
+    except (AuthError, TwinError) as exc:
+        return _refusal(str(exc), page_lang)
+    view = CatalogPage(state, ticket=make_ticket(_SERVER["secret"], user.name))
+    pn.state.on_session_destroyed(_release_memory)
+    title = f"{workspace.config.display_name(page_lang)} · {label('catalog', page_lang)}"
+    header = (f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
+              f'<a href="/cockpit">{label("title", page_lang)}</a> · '
+              f'<a href="/logout">{label("logout", page_lang)}</a></span>')
+    if pn.state.curdoc is not None:
+        pn.state.curdoc.title = title
+    return _page(title, header, [view])
+
+
+#: The running server's cookie secret, which also signs the catalog's upload tickets.
+_SERVER: dict[str, str] = {"secret": ""}
+
+
 def _release_memory(session_context: Any) -> None:
     """After a session closes, give freed memory back to the operating system.
 
@@ -270,7 +303,10 @@ def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[]
     def zones() -> Any:
         return zones_page(workspace, lang)
 
-    return {"cockpit": cockpit, "detail": detail, "zones": zones}
+    def catalog() -> Any:
+        return catalog_page(workspace, lang)
+
+    return {"cockpit": cockpit, "detail": detail, "zones": zones, "catalog": catalog}
 
 
 def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
@@ -293,10 +329,13 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
                                 logout_endpoint="/logout")
     origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     extra: dict[str, Any] = {"num_procs": num_procs} if num_procs > 1 else {}
+    from dashboards.catalog_http import catalog_patterns
     from dashboards.ogc import ogc_patterns
 
+    _SERVER["secret"] = secret
     server = pn.serve(make_pages(workspace, lang), port=port, address=address, show=show,
-                      extra_patterns=ogc_patterns(workspace),
+                      extra_patterns=[*ogc_patterns(workspace),
+                                      *catalog_patterns(workspace, secret)],
                       threaded=threaded, cookie_secret=secret, auth_provider=provider,
                       websocket_origin=origins, title="citytwin", start=threaded, **extra,
                       # a closed page's session goes within seconds, not Bokeh's 15 s + 17 s

@@ -118,6 +118,7 @@ DASHBOARD: dict[str, tuple[str, str]] = {
     "loading": ("正在准备态势数据…", "preparing the situation…"),
     # the zone editor (/zones)
     "zone_editor": ("管控区域编辑", "Zone editor"),
+    "catalog": ("图层目录", "Layer catalog"),
     "mode_view": ("浏览", "Pan"),
     "mode_draw": ("画多边形", "Draw polygon"),
     "mode_brush_add": ("刷子 加", "Brush +"),

@@ -1,0 +1,150 @@
+"""State of the GIS staff's catalog page (no Panel here; the view is ``dashboards/catalog.py``).
+
+The work is ``ingest.ingest_file`` (the same sandboxed ingest as ``twin ingest``),
+``twin.catalog`` (freshness, exports), ``Workspace.rollback`` and ``twin.fuse.fuse``; this class
+holds what the page shows and runs the long steps in a background thread, publishing progress
+as parameters the view polls.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import param
+
+from twin.errors import TwinError
+from twin.users import User, require
+
+__all__ = ["CatalogState"]
+
+#: Kinds a department's file may be loaded as, with labels (zh, en).
+KIND_LABELS: dict[str, tuple[str, str]] = {
+    "buildings": ("楼栋", "buildings"), "facilities": ("设施", "facilities"),
+    "population": ("人口", "population"), "cases": ("病例", "cases"),
+    "stocks": ("物资库存", "stocks"), "roads": ("道路", "roads"),
+    "boundaries": ("行政区划", "boundaries")}
+
+
+class CatalogState(param.Parameterized):
+    """What one GIS user's catalog page shows and does."""
+
+    lang = param.Selector(default="zh", objects=["zh", "en"])
+    kind = param.Selector(default="buildings", objects=list(KIND_LABELS))
+    layer_name = param.String(default="", doc="Target layer (default: the kind).")
+    coords = param.Selector(default="wgs84", objects=["wgs84", "gcj02", "bd09"])
+    upload = param.Dict(default=None, allow_None=True, doc="The last uploaded file.")
+    busy = param.Boolean(default=False)
+    stage = param.String(default="")
+    done = param.Integer(default=0)
+    total = param.Integer(default=0)
+    report = param.Dict(default=None, allow_None=True, doc="The last report, as a dict.")
+    message = param.String(default="")
+    selected = param.String(default="", doc="The layer whose versions are shown.")
+    revision = param.Integer(default=0, doc="Bumped whenever the catalog changed.")
+
+    def __init__(self, workspace: Any, *, user: User, **params: Any) -> None:
+        require(user, "ingest_layers")
+        super().__init__(**params)
+        self.workspace, self.user = workspace, user
+        self._thread: threading.Thread | None = None
+
+    # -- reading ------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per layer: current version, provenance and freshness."""
+        from twin.catalog import freshness, get_meta
+
+        out = []
+        for info in self.workspace.layers():
+            entry = info.current
+            meta = get_meta(self.workspace, info.name)
+            out.append({
+                "layer": info.name, "kind": info.kind, "version": entry.version,
+                "versions": info.versions, "rows": entry.row_count, "bounds": entry.bounds,
+                "source": entry.source_name or "", "sha256": (entry.source_sha256 or "")[:12],
+                "crs": entry.source_crs or "", "author": entry.author,
+                "created_at": entry.created_at[:19].replace("T", " "),
+                "title": meta.title_zh if self.lang == "zh" else meta.title_en,
+                "department": meta.department,
+                "freshness": freshness(self.workspace, info.name, meta=meta)})
+        return out
+
+    def versions(self, layer: str) -> list[dict[str, Any]]:
+        return [v.to_dict() for v in self.workspace.versions(layer)]
+
+    # -- uploads ------------------------------------------------------------------------
+    def check(self) -> None:
+        """Validate the uploaded file (a dry run), in the background."""
+        self._start(dry_run=True)
+
+    def publish(self) -> None:
+        """Validate and publish the uploaded file, then fuse, in the background."""
+        self._start(dry_run=False)
+
+    def _start(self, *, dry_run: bool) -> None:
+        if self.busy:
+            return
+        if not self.upload:
+            self.message = ("先选择或拖入文件" if self.lang == "zh" else
+                            "choose or drop a file first")
+            return
+        self.busy, self.report, self.stage, self.done, self.total = True, None, "", 0, 0
+        self.message = ""
+        self._thread = threading.Thread(target=self._run, args=(dry_run,), daemon=True,
+                                        name="citytwin-catalog-ingest")
+        self._thread.start()
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        self.stage, self.done, self.total = stage, int(done), int(total)
+
+    def _run(self, dry_run: bool) -> None:
+        from dashboards.catalog_http import upload_path
+        from ingest import ingest_file
+
+        try:
+            path = upload_path(self.workspace, self.upload["upload"])
+            report = ingest_file(
+                self.workspace, path, kind=self.kind, name=self.layer_name.strip() or None,
+                coords=self.coords, dry_run=dry_run, author=self.user.name,
+                note="uploaded on the catalog page", on_progress=self._progress)
+            self.report = {**report.to_dict(), "text_status": report.status}
+            if report.status == "published":
+                self.selected = report.layer
+                self.stage = "fusing"
+                self._fuse()
+                self.stage = "fused"
+                self.revision += 1
+        except (TwinError, OSError, ValueError) as exc:
+            self.message = str(exc)
+        finally:
+            self.busy = False
+            if not dry_run and self.upload:
+                # The uploaded copy goes once it was published or refused for good.
+                with_folder = Path(self.workspace.tmp_dir) / "uploads" / self.upload["upload"]
+                shutil.rmtree(with_folder, ignore_errors=True)
+                self.upload = None
+
+    def _fuse(self) -> None:
+        from twin.fuse import fuse
+
+        fuse(self.workspace)
+
+    # -- versions -----------------------------------------------------------------------
+    def rollback(self, layer: str, version: int, note: str) -> None:
+        """Make ``version`` of ``layer`` current again (audited with the note), then fuse."""
+        require(self.user, "rollback_layers")
+        if not note.strip():
+            self.message = ("回滚需要说明原因" if self.lang == "zh" else
+                            "a rollback needs a note saying why")
+            return
+        try:
+            entry = self.workspace.rollback(layer, version, author=self.user.name, note=note)
+            self._fuse()
+        except TwinError as exc:
+            self.message = str(exc)
+            return
+        self.message = (f"{layer} 已回滚到第 {entry.version} 版" if self.lang == "zh" else
+                        f"{layer} rolled back to version {entry.version}")
+        self.revision += 1
