@@ -10,6 +10,7 @@ records. Everything from a file is shown as text (escaped), never rendered.
 from __future__ import annotations
 
 import html
+import io
 from typing import Any, ClassVar
 
 import panel as pn
@@ -55,6 +56,12 @@ _LABELS = {
     "unchanged": ("内容未变（已是当前版本）", "unchanged: already the current version"),
     "errors": ("错误", "errors"), "warnings": ("警告", "warnings"), "rows": ("记录", "records"),
     "ids": ("编号", "ids"), "download": ("下载", "Download"), "fusing": ("融合中", "fusing"),
+    "mapping": ("字段映射（修正后重新检查）", "Field mapping (fix, then check again)"),
+    "auto": ("（自动识别）", "(guess)"), "date_format": ("日期格式，如 %d/%m/%Y",
+                                                     "date format, e.g. %d/%m/%Y"),
+    "unit": ("单位，如 ft、斤", "unit, e.g. ft"),
+    "apply": ("按此映射检查", "Check with this mapping"),
+    "mapping_file": ("下载映射文件 mapping.toml", "Download mapping.toml"),
 }
 _STAGES = {"fusing": ("融合数据…", "fusing the layers…"),
            "fused": ("已发布并完成融合：驾驶舱已更新", "published and fused: the cockpit shows it")}
@@ -185,6 +192,8 @@ class CatalogPage(pn.viewable.Viewer):
                                            css_classes=["ct-rollback"])
         self._rollback.on_click(self._do_rollback)
         self._poll = None
+        self._form = pn.Column(sizing_mode="stretch_width", css_classes=["ct-mapping"])
+        self._form_widgets: dict[tuple[str, str], Any] = {}
         self._refresh()
 
     def start_callbacks(self) -> None:
@@ -197,6 +206,8 @@ class CatalogPage(pn.viewable.Viewer):
             return
         if self._box.upload:
             self.state.upload = dict(self._box.upload)
+            self.state.mapping, self.state.report = {}, None  # a new file: a new mapping
+            self._form.objects, self._report.object = [], ""
             got = self._box.upload
             self._status.object = (f'<div class="ct-muted">{_e(got.get("name"))} · '
                                    f'{int(got.get("bytes", 0)) / 2**20:,.1f} MB ✓</div>')
@@ -230,7 +241,66 @@ class CatalogPage(pn.viewable.Viewer):
                 self._poll = None
             self._progress.visible = False
             self._report.object = self._report_html(s.report)
+            self._build_form(s.report)
             self._refresh()
+
+    def _build_form(self, report: dict[str, Any] | None) -> None:
+        """The mapping form for the kind, from the columns the file turned out to have."""
+        from twin.schema import get_kind
+
+        info = (report or {}).get("info", {})
+        columns = info.get("source_columns")
+        if not columns:
+            return
+        s, lang = self.state, self.state.lang
+        kind = get_kind(report["kind"])
+        chosen = info.get("mapping", {})
+        current = s.mapping or {}
+        auto = _t("auto", lang)
+        rows, self._form_widgets = [], {}
+        for f in (*kind.required, *kind.optional):
+            label_text = f"{f.zh} {f.name}" + (" *" if f in kind.required else "")
+            pick = pn.widgets.Select(
+                name=label_text, options={auto: "", **{str(c): str(c) for c in columns}},
+                value=(current.get("fields", {}).get(f.name) or ""), width=200,
+                css_classes=[f"ct-map-{f.name}"])
+            self._form_widgets[("fields", f.name)] = pick
+            extra: list[Any] = []
+            if f.dtype == "date":
+                box = pn.widgets.TextInput(
+                    name=_t("date_format", lang), width=200, css_classes=[f"ct-date-{f.name}"],
+                    value=current.get("dates", {}).get(f.name, ""))
+                self._form_widgets[("dates", f.name)] = box
+                extra.append(box)
+            elif f.unit:
+                box = pn.widgets.TextInput(
+                    name=_t("unit", lang), width=160, css_classes=[f"ct-unit-{f.name}"],
+                    value=current.get("units", {}).get(f.name, ""))
+                self._form_widgets[("units", f.name)] = box
+                extra.append(box)
+            guessed = chosen.get(f.name)
+            note = pn.pane.HTML(f'<div class="ct-muted">{_e("← " + guessed) if guessed else ""}'
+                                "</div>", stylesheets=[CSS], width=160)
+            rows.append(pn.Row(pick, *extra, note))
+        apply = pn.widgets.Button(name=_t("apply", lang), css_classes=["ct-apply-mapping"],
+                                  width=200)
+        apply.on_click(self._apply_mapping)
+        download = pn.widgets.FileDownload(
+            callback=lambda: io.BytesIO(self.state.mapping_toml().encode("utf-8")),
+            filename="mapping.toml", label=_t("mapping_file", lang), width=240,
+            css_classes=["ct-mapping-download"])
+        self._form.objects = [pn.pane.HTML(f"<h4>{_t('mapping', lang)}</h4>",
+                                           stylesheets=[CSS]), *rows,
+                              pn.Row(apply, download)]
+
+    def _apply_mapping(self, _: Any) -> None:
+        mapping: dict[str, dict[str, str]] = {"fields": {}, "dates": {}, "units": {}}
+        for (table, name), widget in self._form_widgets.items():
+            value = (widget.value or "").strip()
+            if value:
+                mapping[table][name] = value
+        self.state.mapping = mapping
+        self._go(self.state.check)
 
     def _do_rollback(self, _: Any) -> None:
         if self._layer.value and self._rollback_to.value:
@@ -348,7 +418,7 @@ class CatalogPage(pn.viewable.Viewer):
                          f"{_e(limit)}</div>", stylesheets=[CSS]),
             self._box, pn.Row(self._kind, self._name, self._coords),
             pn.Row(self._check, self._publish), self._progress, self._status, self._report,
-            width=760, styles={"overflow-y": "auto"})
+            self._form, width=760, styles={"overflow-y": "auto"})
         catalog = pn.Column(
             pn.pane.HTML(f"<h3>{_t('catalog', lang)}</h3>", stylesheets=[CSS]), self._table,
             self._layer, self._versions,

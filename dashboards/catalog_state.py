@@ -8,8 +8,10 @@ as parameters the view polls.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,21 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "boundaries": ("行政区划", "boundaries")}
 
 
+#: Uploads left unpublished (refused, abandoned) are removed after this many hours.
+UPLOAD_KEEP_HOURS = 24
+
+
+def _sweep_uploads(folder: Path) -> None:
+    """Remove uploads older than :data:`UPLOAD_KEEP_HOURS` (they hold departments' data)."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - UPLOAD_KEEP_HOURS * 3600
+    for entry in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
 class CatalogState(param.Parameterized):
     """What one GIS user's catalog page shows and does."""
 
@@ -43,6 +60,8 @@ class CatalogState(param.Parameterized):
     report = param.Dict(default=None, allow_None=True, doc="The last report, as a dict.")
     message = param.String(default="")
     selected = param.String(default="", doc="The layer whose versions are shown.")
+    mapping = param.Dict(default={}, doc="The mapping form: fields, dates and units, as a "
+                         "MappingSpec's parts.")
     revision = param.Integer(default=0, doc="Bumped whenever the catalog changed.")
 
     def __init__(self, workspace: Any, *, user: User, **params: Any) -> None:
@@ -50,6 +69,7 @@ class CatalogState(param.Parameterized):
         super().__init__(**params)
         self.workspace, self.user = workspace, user
         self._thread: threading.Thread | None = None
+        _sweep_uploads(Path(workspace.tmp_dir) / "uploads")
 
     # -- reading ------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
@@ -103,12 +123,17 @@ class CatalogState(param.Parameterized):
         from dashboards.catalog_http import upload_path
         from ingest import ingest_file
 
+        mapping_file = None
         try:
             path = upload_path(self.workspace, self.upload["upload"])
+            if self.mapping_toml():
+                mapping_file = path.parent.parent / f"{path.parent.name}.mapping.toml"
+                mapping_file.write_text(self.mapping_toml(), encoding="utf-8")
             report = ingest_file(
                 self.workspace, path, kind=self.kind, name=self.layer_name.strip() or None,
-                coords=self.coords, dry_run=dry_run, author=self.user.name,
-                note="uploaded on the catalog page", on_progress=self._progress)
+                coords=self.coords, mapping=mapping_file, dry_run=dry_run,
+                author=self.user.name, note="uploaded on the catalog page",
+                on_progress=self._progress)
             self.report = {**report.to_dict(), "text_status": report.status}
             if report.status == "published":
                 self.selected = report.layer
@@ -119,12 +144,32 @@ class CatalogState(param.Parameterized):
         except (TwinError, OSError, ValueError) as exc:
             self.message = str(exc)
         finally:
+            if mapping_file is not None:
+                mapping_file.unlink(missing_ok=True)
             self.busy = False
-            if not dry_run and self.upload:
-                # The uploaded copy goes once it was published or refused for good.
-                with_folder = Path(self.workspace.tmp_dir) / "uploads" / self.upload["upload"]
-                shutil.rmtree(with_folder, ignore_errors=True)
+            if (self.report or {}).get("status") in ("published", "unchanged") and self.upload:
+                # The uploaded copy goes once it is published; a refused one stays, so that
+                # the mapping can be fixed and the same file checked again.
+                folder = Path(self.workspace.tmp_dir) / "uploads" / self.upload["upload"]
+                shutil.rmtree(folder, ignore_errors=True)
                 self.upload = None
+
+    def mapping_spec(self) -> Any:
+        """The form's mapping as a ``MappingSpec`` (None when the form is empty)."""
+        from ingest.mapping import MappingSpec
+
+        parts = {k: {f: v for f, v in (self.mapping.get(k) or {}).items() if v}
+                 for k in ("fields", "dates", "units")}
+        if not any(parts.values()):
+            return None
+        return MappingSpec(**parts)
+
+    def mapping_toml(self) -> str:
+        """The form's mapping as the TOML file ``twin ingest --mapping`` takes ("" if empty)."""
+        from ingest.mapping import render_mapping
+
+        spec = self.mapping_spec()
+        return render_mapping(spec) if spec is not None else ""
 
     def _fuse(self) -> None:
         from twin.fuse import fuse
@@ -135,6 +180,7 @@ class CatalogState(param.Parameterized):
     def rollback(self, layer: str, version: int, note: str) -> None:
         """Make ``version`` of ``layer`` current again (audited with the note), then fuse."""
         require(self.user, "rollback_layers")
+        self.selected = layer
         if not note.strip():
             self.message = ("回滚需要说明原因" if self.lang == "zh" else
                             "a rollback needs a note saying why")

@@ -90,7 +90,7 @@ from ingest.values import (
 from twin.schema import KINDS, Field, Kind
 
 __all__ = ["BLANKS", "COORDINATE_FIELDS", "MappingSpec", "guess_column", "load_mapping",
-           "map_fields"]
+           "map_fields", "render_mapping"]
 
 #: Cells that mean "no value" in departments' files.
 BLANKS = frozenset({"", "nan", "nat", "none", "null", "n/a", "na", "#n/a", "-", "--", "—", "/",
@@ -171,6 +171,30 @@ def _unit_families(kind: str | None, name: str) -> tuple[str, ...]:
 def _hint(word: str, choices: Iterable[str]) -> str:
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _toml_string(value: str) -> str:
+    # A TOML basic string: JSON's escaping is a subset TOML reads back exactly.
+    import json
+
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def render_mapping(spec: MappingSpec) -> str:
+    """The mapping file (TOML) that :func:`load_mapping` reads back as ``spec``."""
+    lines = [f"extras = {_toml_string(spec.extras)}"]
+    for table in ("fields", "dates", "units", "defaults"):
+        entries = getattr(spec, table)
+        if entries:
+            lines += ["", f"[{table}]"]
+            for key, value in entries.items():
+                shown = _toml_string(value) if isinstance(value, str) else repr(value)
+                lines.append(f"{_toml_string(key)} = {shown}")
+    for field_name, table in spec.values.items():
+        if table:
+            lines += ["", f"[values.{_toml_string(field_name)}]"]
+            lines += [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
 
 
 def load_mapping(path: Path) -> MappingSpec:
@@ -723,6 +747,7 @@ def map_fields(frame: pd.DataFrame, kind: Kind, spec: MappingSpec | None,
     columns = [c for c in frame.columns if c != geometry]
     chosen, failed = _choose_columns(columns, kind, spec, report)
     report.info["mapping"] = {f.name: chosen[f.name] for f in kind.fields if f.name in chosen}
+    report.info["source_columns"] = [str(c) for c in columns]
 
     index = frame.index
     mapper = _Mapper(kind, spec, report, index)

@@ -529,3 +529,18 @@ def test_records_are_never_lost_or_invented(rows: list[tuple], start: int) -> No
     assert np.isin(list(codes(report)), [
         "bad_value", "unknown_value", "row_dropped", "out_of_range", "implausible_height",
         "duplicate_id", "no_records"]).all()
+
+
+def test_a_rendered_mapping_reads_back_the_same(tmp_path) -> None:
+    from ingest.mapping import MappingSpec, load_mapping, render_mapping
+
+    spec = MappingSpec(fields={"id": "BLDG \"NO\"", "use": "用途"}, dates={},
+                       units={"height_m": "ft"}, values={"use": {"R": "residential",
+                                                                 "住 宅": "residential"}},
+                       defaults={"floors": 3}, extras="drop")
+    path = tmp_path / "m.toml"
+    path.write_text(render_mapping(spec), encoding="utf-8")
+    assert load_mapping(path) == spec
+    dated = MappingSpec(dates={"report_date": "%d/%m/%Y"})
+    path.write_text(render_mapping(dated), encoding="utf-8")
+    assert load_mapping(path) == dated

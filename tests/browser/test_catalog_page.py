@@ -5,7 +5,9 @@ that the tests can sign upload tickets as the page does), with a GIS user, a pla
 demo viewer:
 
 1. the GIS user uploads the demo's buildings zip: published as a new version, listed, fused;
-2. a cases CSV with an ambiguous date column: the report says so, nothing is published;
+2. a cases CSV with an ambiguous date column: the report says so, nothing is published; the
+   date format typed in the mapping form makes the dry run clean, the mapping downloads as
+   TOML, and the file publishes;
 3. rolling back with a note makes the earlier version current again;
 4. a GeoPackage download reads back with pyogrio;
 5. the viewer and the planner get the refusal page;
@@ -142,6 +144,25 @@ def test_2_an_ambiguous_date_is_reported_and_nothing_is_published(
     assert len(ws.versions("cases")) == before
 
 
+def test_2b_the_date_format_fixed_in_the_mapping_form_then_published(
+        gis_page: Any, app: tuple[str, Any, Path], tmp_path: Path) -> None:
+    _, ws, _ = app
+    before = len(ws.versions("cases"))
+    gis_page.fill(".ct-date-report_date input", "%d/%m/%Y")
+    gis_page.click(".ct-apply-mapping button")
+    report = _report(gis_page, "validated")  # the dry run is clean now
+    assert "ambiguous_date" not in report
+    with gis_page.expect_download() as info:
+        gis_page.click(".ct-mapping-download button")
+    toml = tmp_path / "mapping.toml"
+    info.value.save_as(toml)
+    assert '"report_date" = "%d/%m/%Y"' in toml.read_text(encoding="utf-8")
+    gis_page.click(".ct-publish button")
+    report = _report(gis_page, "published")
+    assert len(ws.versions("cases")) == before + 1
+    assert str(ws.read("cases").query("id == 'X1'")["report_date"].iloc[0])[:10] == "2026-05-03"
+
+
 def test_3_rollback_with_a_note(gis_page: Any, app: tuple[str, Any, Path]) -> None:
     _, ws, _ = app
     current = ws.version("buildings").version
@@ -160,6 +181,8 @@ def test_3_rollback_with_a_note(gis_page: Any, app: tuple[str, Any, Path]) -> No
 def test_4_download_a_geopackage(gis_page: Any, app: tuple[str, Any, Path],
                                  tmp_path: Path) -> None:
     _, ws, _ = app
+    gis_page.locator(".ct-layer-select select").select_option("buildings")
+    gis_page.wait_for_selector("text=uploaded on the catalog page")
     with gis_page.expect_download() as info:
         gis_page.locator(".ct-download-gpkg").first.click()
     path = tmp_path / info.value.suggested_filename
