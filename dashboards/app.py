@@ -216,18 +216,34 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
     return _page(title, header, [view])
 
 
+def _session(workspace: Any, lang: str) -> tuple[str, User | None]:
+    """This session's language (``?lang=``, else ``lang``) and its user, loaded afresh."""
+    _local_resources()
+    args = pn.state.session_args if pn.state.curdoc else {}
+    page_lang = args.get("lang", [lang.encode()])[0].decode()
+    if page_lang not in ("zh", "en"):
+        page_lang = lang
+    return page_lang, current_user(workspace, pn.state.user)
+
+
+def _tool_page(workspace: Any, user: User, lang: str, title_key: str, view: Any) -> Any:
+    """A working page (zone editor, catalog): its title, the user and links back, the view."""
+    title = f"{workspace.config.display_name(lang)} · {label(title_key, lang)}"
+    header = (f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
+              f'<a href="/cockpit">{label("title", lang)}</a> · '
+              f'<a href="/logout">{label("logout", lang)}</a></span>')
+    if pn.state.curdoc is not None:
+        pn.state.curdoc.title = title
+    return _page(title, header, [view])
+
+
 def zones_page(workspace: Any, lang: str) -> Any:
     """The planners' zone editor (``edit_zones``: planners and administrators), checked here
     on the server before anything is built."""
     from dashboards.zones import ZoneEditor
     from dashboards.zones_state import ZoneEditorState
 
-    _local_resources()
-    args = pn.state.session_args if pn.state.curdoc else {}
-    page_lang = args.get("lang", [lang.encode()])[0].decode()
-    if page_lang not in ("zh", "en"):
-        page_lang = lang
-    user = current_user(workspace, pn.state.user)
+    page_lang, user = _session(workspace, lang)
     try:
         require(user, "edit_zones")
         state = ZoneEditorState(workspace, shared_situation(workspace.root), user=user,
@@ -237,13 +253,7 @@ def zones_page(workspace: Any, lang: str) -> Any:
     view = ZoneEditor(state=state)
     pn.state.onload(view.start_callbacks)
     pn.state.on_session_destroyed(_release_memory)
-    title = f"{workspace.config.display_name(page_lang)} · {label('zone_editor', page_lang)}"
-    header = (f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
-              f'<a href="/cockpit">{label("title", page_lang)}</a> · '
-              f'<a href="/logout">{label("logout", page_lang)}</a></span>')
-    if pn.state.curdoc is not None:
-        pn.state.curdoc.title = title
-    return _page(title, header, [view])
+    return _tool_page(workspace, user, page_lang, "zone_editor", view)
 
 
 def catalog_page(workspace: Any, lang: str) -> Any:
@@ -253,12 +263,7 @@ def catalog_page(workspace: Any, lang: str) -> Any:
     from dashboards.catalog_http import make_ticket
     from dashboards.catalog_state import CatalogState
 
-    _local_resources()
-    args = pn.state.session_args if pn.state.curdoc else {}
-    page_lang = args.get("lang", [lang.encode()])[0].decode()
-    if page_lang not in ("zh", "en"):
-        page_lang = lang
-    user = current_user(workspace, pn.state.user)
+    page_lang, user = _session(workspace, lang)
     try:
         require(user, "ingest_layers")
         state = CatalogState(workspace, user=user, lang=page_lang)
@@ -266,13 +271,7 @@ def catalog_page(workspace: Any, lang: str) -> Any:
         return _refusal(str(exc), page_lang)
     view = CatalogPage(state, ticket=make_ticket(_SERVER["secret"], user.name))
     pn.state.on_session_destroyed(_release_memory)
-    title = f"{workspace.config.display_name(page_lang)} · {label('catalog', page_lang)}"
-    header = (f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
-              f'<a href="/cockpit">{label("title", page_lang)}</a> · '
-              f'<a href="/logout">{label("logout", page_lang)}</a></span>')
-    if pn.state.curdoc is not None:
-        pn.state.curdoc.title = title
-    return _page(title, header, [view])
+    return _tool_page(workspace, user, page_lang, "catalog", view)
 
 
 #: The running server's cookie secret, which also signs the catalog's upload tickets.
