@@ -17,17 +17,16 @@ from typing import Any
 
 import tornado.web
 
-from twin.errors import AuthError
+from twin.errors import AuthError, FeaturesError, InvalidTokenError
 from twin.features import (
     CRSS,
     MAX_LIMIT,
-    FeaturesError,
     collections,
     feature_collection,
     get_collection,
     items,
 )
-from twin.tokens import InvalidTokenError, Tokens
+from twin.tokens import Tokens
 
 __all__ = ["CONFORMANCE", "ogc_patterns"]
 

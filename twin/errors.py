@@ -19,8 +19,10 @@ __all__ = [
     "DateError",
     "DemoDataError",
     "FactsNotFoundError",
+    "FeaturesError",
     "ForecastError",
     "FuseError",
+    "InvalidTokenError",
     "KindMismatchError",
     "LastAdminError",
     "LayerNotFoundError",
@@ -33,6 +35,7 @@ __all__ = [
     "SupplyError",
     "TwinError",
     "TwinWarning",
+    "UnknownTokenError",
     "UnknownUserError",
     "UserExistsError",
     "UserInputError",
@@ -160,6 +163,27 @@ class UnknownUserError(TwinError, KeyError):
 
 class LastAdminError(TwinError, ValueError):
     """The change would leave the workspace without an active administrator."""
+
+
+# -- API tokens and OGC API Features (twin.tokens, twin.features) -----------------------------
+class InvalidTokenError(AuthError):
+    """A request's token is unknown, malformed or revoked (HTTP 401)."""
+
+
+class UnknownTokenError(UserInputError, KeyError):
+    """No token has that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class FeaturesError(UserInputError):
+    """A request the collections cannot answer (unknown collection, bad parameter): HTTP 400
+    or 404 (``not_found``)."""
+
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        super().__init__(message)
+        self.not_found = not_found
 
 
 # -- facts, fusion and risk ------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from twin.errors import AuthError, TwinError, UserInputError
+from twin.errors import AuthError, FeaturesError, TwinError
 from twin.users import can
 
 if TYPE_CHECKING:
@@ -57,15 +57,6 @@ _RESOLUTIONS = (10, 9, 8, 7)
 _ADMIN_LEVELS = ("community", "street", "district")
 _ADMIN_ZH = {"community": "社区", "street": "街道", "district": "区"}
 _CASE_COLUMNS = ("cases", "cases_confirmed", "cases_asymptomatic", "cases_suspected")
-
-
-class FeaturesError(UserInputError):
-    """A request the collections cannot answer (unknown collection, bad parameter): HTTP 400
-    or 404 (``not_found``)."""
-
-    def __init__(self, message: str, *, not_found: bool = False) -> None:
-        super().__init__(message)
-        self.not_found = not_found
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from twin import db
-from twin.errors import AuthError, UserExistsError, UserInputError
+from twin.errors import InvalidTokenError, UnknownTokenError, UserExistsError, UserInputError
 from twin.store import audit, utc_now
 
 if TYPE_CHECKING:
@@ -34,17 +34,6 @@ TOKEN_ROLES: tuple[str, ...] = ("viewer", "planner", "gis")
 #: Every token starts with this, so that a leaked one is recognisable in logs and scanners.
 TOKEN_PREFIX = "ctk_"  # noqa: S105 - a public prefix, not a secret
 _NAME = re.compile(r"^[\w.-]{1,64}$")
-
-
-class InvalidTokenError(AuthError):
-    """A request's token is unknown, malformed or revoked (HTTP 401)."""
-
-
-class UnknownTokenError(UserInputError, KeyError):
-    """No token has that name."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
