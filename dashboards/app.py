@@ -269,6 +269,10 @@ def catalog_page(workspace: Any, lang: str) -> Any:
         state = CatalogState(workspace, user=user, lang=page_lang)
     except (AuthError, TwinError) as exc:
         return _refusal(str(exc), page_lang)
+    if pn.state.curdoc is not None:
+        # The preview map is a DeckGL pane added after the page loaded: its deck.gl bundle
+        # must be named now, or the browser has nothing to draw it with.
+        pn.extension("deckgl")
     view = CatalogPage(state, ticket=make_ticket(_SERVER["secret"], user.name))
     pn.state.on_session_destroyed(_release_memory)
     return _tool_page(workspace, user, page_lang, "catalog", view)

@@ -18,6 +18,7 @@ import param
 from panel.custom import JSComponent
 
 from dashboards.catalog_state import KIND_LABELS, CatalogState
+from dashboards.styles import TAB_STYLES
 
 __all__ = ["CatalogPage", "UploadBox"]
 
@@ -35,7 +36,7 @@ table.ct-table { border-collapse: collapse; width: 100%; }
 .ct-refused-line { color: #ff8a8a; } .ct-ok-line { color: #7ee2a8; }
 .ct-problem { margin: 8px 0 12px; } .ct-code { font-family: monospace; color: #9fd3ff; }
 .ct-error .ct-code { color: #ff8a8a; }
-.ct-muted { color: #8d97ab; font-size: 13px; }
+.ct-muted { color: #8d97ab; font-size: 13px; } .ct-nowrap { white-space: nowrap; }
 a { color: #9fd3ff; }
 """
 
@@ -62,6 +63,32 @@ _LABELS = {
     "unit": ("单位，如 ft、斤", "unit, e.g. ft"),
     "apply": ("按此映射检查", "Check with this mapping"),
     "mapping_file": ("下载映射文件 mapping.toml", "Download mapping.toml"),
+    "synonyms": ("取值对照，如 阳性=confirmed; 疑似=suspected",
+                 "value synonyms, e.g. 阳性=confirmed; 疑似=suspected"),
+    "layer": ("图层", "Layer"), "tab_versions": ("版本与回滚", "Versions"),
+    "tab_diff": ("版本差异", "Difference"),
+    "tab_meta": ("元数据", "Metadata"), "tab_preview": ("预览地图", "Preview map"),
+    "tab_downloads": ("下载事实与封控区", "Facts and zones"),
+    "diff_old": ("旧版本", "Older version"), "diff_new": ("新版本", "Newer version"),
+    "diff_go": ("比较", "Compare"), "added": ("新增", "added"), "removed": ("删除", "removed"),
+    "changed": ("变更", "changed"), "bounds": ("范围", "bounds"), "totals": ("合计", "totals"),
+    "by_key": ("按 {field} 对应", "matched by {field}"),
+    "by_position": ("按行序对应（该类型无编号字段）", "matched by position (no key field)"),
+    "title_zh": ("标题（中文）", "Title (Chinese)"),
+    "title_en": ("标题（英文）", "Title (English)"),
+    "department": ("部门", "Department"), "contact": ("联系人", "Contact"),
+    "description_zh": ("说明（中文）", "Description (Chinese)"),
+    "description_en": ("说明（英文）", "Description (English)"),
+    "licence": ("许可", "Licence"),
+    "refresh_hours": ("更新周期（小时，空=按类型默认）",
+                      "Refresh interval (hours; empty: the kind's default)"),
+    "save_meta": ("保存元数据", "Save metadata"),
+    "preview_version": ("预览版本", "Version to preview"), "preview_go": ("显示", "Show"),
+    "window": ("病例日期窗口（可空），如 2026-03-15 或 2026-03-01/2026-03-15",
+               "case date window (optional), e.g. 2026-03-15 or 2026-03-01/2026-03-15"),
+    "ogc": ("其他部门的 GIS 可直接读取 OGC API Features：{url}（令牌由管理员用 twin tokens "
+            "add 发放）", "Other departments' GIS can read the OGC API Features at {url} (an "
+                         "administrator issues a token with twin tokens add)"),
 }
 _STAGES = {"fusing": ("融合数据…", "fusing the layers…"),
            "fused": ("已发布并完成融合：驾驶舱已更新", "published and fused: the cockpit shows it")}
@@ -179,7 +206,7 @@ class CatalogPage(pn.viewable.Viewer):
                                     sizing_mode="stretch_width")
         self._table = pn.pane.HTML("", stylesheets=[CSS], css_classes=["ct-catalog-table"],
                                    sizing_mode="stretch_width")
-        self._layer = pn.widgets.Select(name=_t("versions", lang), width=220,
+        self._layer = pn.widgets.Select(name=_t("layer", lang), width=220,
                                         css_classes=["ct-layer-select"])
         self._layer.param.watch(lambda e: self._show_versions(), "value")
         self._versions = pn.pane.HTML("", stylesheets=[CSS], css_classes=["ct-versions"],
@@ -191,6 +218,38 @@ class CatalogPage(pn.viewable.Viewer):
         self._rollback = pn.widgets.Button(name=_t("rollback", lang), width=200,
                                            css_classes=["ct-rollback"])
         self._rollback.on_click(self._do_rollback)
+        self._diff_old = pn.widgets.Select(name=_t("diff_old", lang), width=160,
+                                           css_classes=["ct-diff-old"])
+        self._diff_new = pn.widgets.Select(name=_t("diff_new", lang), width=160,
+                                           css_classes=["ct-diff-new"])
+        self._diff_go = pn.widgets.Button(name=_t("diff_go", lang), width=120,
+                                          css_classes=["ct-diff-go"])
+        self._diff_go.on_click(self._do_diff)
+        self._diff = pn.pane.HTML("", stylesheets=[CSS], css_classes=["ct-diff"],
+                                  sizing_mode="stretch_width")
+        self._meta_widgets = {
+            key: (pn.widgets.TextAreaInput if key.startswith("description") else
+                  pn.widgets.TextInput)(name=_t(key, lang), css_classes=[f"ct-meta-{key}"],
+                                        width=340, **({"height": 80} if key.startswith(
+                                            "description") else {}))
+            for key in ("title_zh", "title_en", "department", "contact", "licence",
+                        "refresh_hours", "description_zh", "description_en")}
+        self._meta_save = pn.widgets.Button(name=_t("save_meta", lang), width=160,
+                                            button_type="primary", css_classes=["ct-meta-save"])
+        self._meta_save.on_click(self._do_save_meta)
+        self._preview_version = pn.widgets.Select(name=_t("preview_version", lang), width=160,
+                                                  css_classes=["ct-preview-version"])
+        self._preview_go = pn.widgets.Button(name=_t("preview_go", lang), width=120,
+                                             css_classes=["ct-preview-go"])
+        self._preview_go.on_click(self._do_preview)
+        self._preview = pn.Column(sizing_mode="stretch_width", css_classes=["ct-preview"])
+        self._window = pn.widgets.TextInput(name=_t("window", lang), width=460,
+                                            css_classes=["ct-window"])
+        self._window.param.watch(lambda e: self._show_downloads(), "value")
+        self._downloads = pn.pane.HTML("", stylesheets=[CSS], css_classes=["ct-downloads"],
+                                       sizing_mode="stretch_width")
+        self._shown_layer = ""
+        self._form_key: tuple[str, tuple[str, ...]] | None = None
         self._poll = None
         self._form = pn.Column(sizing_mode="stretch_width", css_classes=["ct-mapping"])
         self._form_widgets: dict[tuple[str, str], Any] = {}
@@ -207,7 +266,7 @@ class CatalogPage(pn.viewable.Viewer):
         if self._box.upload:
             self.state.upload = dict(self._box.upload)
             self.state.mapping, self.state.report = {}, None  # a new file: a new mapping
-            self._form.objects, self._report.object = [], ""
+            self._form.objects, self._report.object, self._form_key = [], "", None
             got = self._box.upload
             self._status.object = (f'<div class="ct-muted">{_e(got.get("name"))} · '
                                    f'{int(got.get("bytes", 0)) / 2**20:,.1f} MB ✓</div>')
@@ -225,33 +284,42 @@ class CatalogPage(pn.viewable.Viewer):
         from ingest import STAGES
 
         s = self.state
-        stages = {**STAGES, **_STAGES}
-        if s.stage:
-            zh, en = stages.get(s.stage, (s.stage, s.stage))
-            count = f" {s.done:,}" + (f" / {s.total:,}" if s.total else "") if s.done else ""
-            self._status.object = (f'<div class="ct-stage">{_e(zh if s.lang == "zh" else en)}'
-                                   f'{_e(count)}</div>')
-            if s.total:
-                self._progress.value = min(100, int(100 * s.done / s.total))
-        if s.message:
-            self._status.object = f'<div class="ct-refused-line">{_e(s.message)}</div>'
-        if not s.busy:
-            if self._poll is not None:
-                self._poll.stop()
-                self._poll = None
-            self._progress.visible = False
-            self._report.object = self._report_html(s.report)
-            self._build_form(s.report)
-            self._refresh()
+        # One update for the browser: the verdict, the form and the catalog together.
+        with pn.io.hold():
+            stages = {**STAGES, **_STAGES}
+            # "fused" is shown with the refreshed catalog, in the tick that sees the work done.
+            if s.stage and not (s.stage == "fused" and s.busy):
+                zh, en = stages.get(s.stage, (s.stage, s.stage))
+                count = f" {s.done:,}" + (f" / {s.total:,}" if s.total else "") if s.done else ""
+                self._status.object = (f'<div class="ct-stage">{_e(zh if s.lang == "zh" else en)}'
+                                       f'{_e(count)}</div>')
+                if s.total:
+                    self._progress.value = min(100, int(100 * s.done / s.total))
+            if s.message:
+                self._status.object = f'<div class="ct-refused-line">{_e(s.message)}</div>'
+            if not s.busy:
+                if self._poll is not None:
+                    self._poll.stop()
+                    self._poll = None
+                self._progress.visible = False
+                self._report.object = self._report_html(s.report)
+                self._build_form(s.report)
+                self._refresh()
 
     def _build_form(self, report: dict[str, Any] | None) -> None:
         """The mapping form for the kind, from the columns the file turned out to have."""
+        from ingest.mapping import format_value_pairs
+        from ingest.values import allowed_values
         from twin.schema import get_kind
 
         info = (report or {}).get("info", {})
         columns = info.get("source_columns")
         if not columns:
             return
+        key = (report["kind"], tuple(map(str, columns)))
+        if key == self._form_key and self._form.objects:
+            return  # the same file checked again: keep the form as the user left it
+        self._form_key = key
         s, lang = self.state, self.state.lang
         kind = get_kind(report["kind"])
         chosen = info.get("mapping", {})
@@ -278,6 +346,14 @@ class CatalogPage(pn.viewable.Viewer):
                     value=current.get("units", {}).get(f.name, ""))
                 self._form_widgets[("units", f.name)] = box
                 extra.append(box)
+            codes = allowed_values(kind.name, f.name)
+            if codes:
+                box = pn.widgets.TextInput(
+                    name=_t("synonyms", lang), width=320, css_classes=[f"ct-values-{f.name}"],
+                    value=format_value_pairs(current.get("values", {}).get(f.name, {})),
+                    placeholder=" · ".join(codes))
+                self._form_widgets[("values", f.name)] = box
+                extra.append(box)
             guessed = chosen.get(f.name)
             note = pn.pane.HTML(f'<div class="ct-muted">{_e("← " + guessed) if guessed else ""}'
                                 "</div>", stylesheets=[CSS], width=160)
@@ -294,10 +370,23 @@ class CatalogPage(pn.viewable.Viewer):
                               pn.Row(apply, download)]
 
     def _apply_mapping(self, _: Any) -> None:
-        mapping: dict[str, dict[str, str]] = {"fields": {}, "dates": {}, "units": {}}
+        from ingest.errors import MappingError
+        from ingest.mapping import parse_value_pairs
+
+        mapping: dict[str, dict[str, Any]] = {"fields": {}, "values": {}, "dates": {},
+                                              "units": {}}
         for (table, name), widget in self._form_widgets.items():
             value = (widget.value or "").strip()
-            if value:
+            if not value:
+                continue
+            if table == "values":
+                try:
+                    mapping[table][name] = parse_value_pairs(value)
+                except MappingError as exc:
+                    self._status.object = (f'<div class="ct-refused-line">{_e(name)}: '
+                                           f"{_e(exc)}</div>")
+                    return
+            else:
                 mapping[table][name] = value
         self.state.mapping = mapping
         self._go(self.state.check)
@@ -310,9 +399,52 @@ class CatalogPage(pn.viewable.Viewer):
             self._note.value = ""
             self._refresh()
 
+    def _do_diff(self, _: Any) -> None:
+        layer = self._layer.value
+        if not (layer and self._diff_old.value and self._diff_new.value):
+            return
+        self.state.message = ""
+        found = self.state.diff(layer, int(self._diff_old.value), int(self._diff_new.value))
+        self._diff.object = (self._diff_html(found) if found is not None else
+                             f'<div class="ct-refused-line">{_e(self.state.message)}</div>')
+
+    def _do_save_meta(self, _: Any) -> None:
+        layer = self._layer.value
+        if not layer:
+            return
+        form = {k: w.value for k, w in self._meta_widgets.items()}
+        ok = self.state.save_meta(layer, form)
+        style = "ct-stage" if ok else "ct-refused-line"
+        self._status.object = f'<div class="{style} ct-meta-status">{_e(self.state.message)}</div>'
+        if ok:
+            self._table.object = self._table_html(self.state.rows())
+
+    def _do_preview(self, _: Any) -> None:
+        layer, version = self._layer.value, self._preview_version.value
+        if not layer:
+            return
+        self.state.message = ""
+        got = self.state.preview(layer, int(version) if version else None)
+        if got is None:
+            self._preview.objects = [pn.pane.HTML(
+                f'<div class="ct-muted">{_e(self.state.message)}</div>', stylesheets=[CSS])]
+            return
+        import layers
+
+        maplayer, bounds = got
+        spec = layers.deck_spec([maplayer], bounds=bounds, lang=self.state.lang)
+        legend = maplayer.legend
+        caption = (f'<div class="ct-muted ct-preview-caption">{_e(legend.title(self.state.lang))}'
+                   f" · {_e(legend.stops[0].label(self.state.lang))}</div>")
+        self._preview.objects = [
+            pn.pane.HTML(caption, stylesheets=[CSS]),
+            pn.pane.DeckGL(spec, sizing_mode="stretch_width", height=440,
+                           css_classes=["ct-preview-map"])]
+
     # -- rendering ---------------------------------------------------------------------
     def _refresh(self) -> None:
         s = self.state
+        self._show_downloads()
         rows = s.rows()
         self._table.object = self._table_html(rows)
         names = [r["layer"] for r in rows]
@@ -347,6 +479,70 @@ class CatalogPage(pn.viewable.Viewer):
         self._versions.object = f'<table class="ct-table">{head}{"".join(body)}</table>'
         self._rollback_to.options = [str(v["version"]) for v in versions
                                      if not v.get("current")]
+        numbers = [str(v["version"]) for v in versions]
+        current = next((str(v["version"]) for v in versions if v.get("current")), numbers[-1])
+        self._diff_old.options, self._diff_new.options = numbers, numbers
+        self._diff_new.value = current
+        self._diff_old.value = (numbers[numbers.index(current) - 1]
+                                if numbers.index(current) > 0 else numbers[0])
+        self._preview_version.options = numbers
+        self._preview_version.value = current
+        if self._shown_layer != layer:  # a form being typed into is not reset by a refresh
+            self._shown_layer = layer
+            self._diff.object, self._preview.objects = "", []
+            for key, value in s.meta(layer).items():
+                if key in self._meta_widgets:
+                    self._meta_widgets[key].value = value or ""
+
+    def _show_downloads(self) -> None:
+        from urllib.parse import quote
+
+        lang, window = self.state.lang, self._window.value.strip()
+        extra = f"&datetime={quote(window)}" if window else ""
+        rows = []
+        for c in self.state.downloads():
+            links = " · ".join(
+                f'<a class="ct-collection-{fmt}" href="/catalog/download?collection='
+                f'{quote(c["id"])}&format={fmt}{extra}">{label}</a>'
+                for fmt, label in (("gpkg", "GPKG"), ("geojson", "GeoJSON"), ("csv", "CSV")))
+            rows.append(f'<tr class="ct-collection" data-collection="{_e(c["id"])}"><td>'
+                        f'{_e(c["title"])}</td><td>{links}</td></tr>')
+        ogc = _t("ogc", lang, url="/ogc")
+        self._downloads.object = (f'<table class="ct-table">{"".join(rows)}</table>'
+                                  f'<p class="ct-muted ct-ogc-hint">{_e(ogc)}</p>')
+
+    def _diff_html(self, d: dict[str, Any]) -> str:
+        lang = self.state.lang
+        match = (_t("by_key", lang, field=d["key"]) if d["key"] else _t("by_position", lang))
+        head = (f'<div class="ct-muted">{_e(d["layer"])}: v{d["old"]} → v{d["new"]} · '
+                f"{_e(match)}</div>")
+        cells = []
+        for part in ("added", "removed", "changed"):
+            sample = ", ".join(d[part]["sample"][:8])
+            more = " …" if d[part]["count"] > 8 else ""
+            cells.append(f'<tr class="ct-diff-{part}"><th>{_t(part, lang)}</th>'
+                         f'<td>{d[part]["count"]:,}</td><td class="ct-muted">{_e(sample)}{more}'
+                         "</td></tr>")
+        rows = (f'<tr><th>{_t("rows", lang)}</th><td>{d["rows"]["old"]:,} → '
+                f'{d["rows"]["new"]:,}</td><td></td></tr>')
+
+        def box(b: Any) -> str:
+            return ", ".join(f"{v:.4f}" for v in b) if b else "—"
+
+        bounds = (f'<tr><th>{_t("bounds", lang)}</th><td colspan="2">{box(d["bounds"]["old"])}'
+                  f' → {box(d["bounds"]["new"])}</td></tr>')
+        totals = []
+        old_t, new_t = d["totals"]["old"], d["totals"]["new"]
+        for column in sorted(set(old_t) | set(new_t)):
+            a, b = old_t.get(column), new_t.get(column)
+            if a == b:
+                continue
+            shown = " → ".join("—" if v is None else f"{v:,.6g}" for v in (a, b))
+            totals.append(f"<tr><td>{_e(column)}</td><td>{shown}</td></tr>")
+        totals_html = (f'<h4>{_t("totals", lang)}</h4><table class="ct-table ct-diff-totals">'
+                       f'{"".join(totals)}</table>' if totals else "")
+        return (f'{head}<table class="ct-table">{"".join(cells)}{rows}{bounds}</table>'
+                f"{totals_html}")
 
     def _table_html(self, rows: list[dict[str, Any]]) -> str:
         lang = self.state.lang
@@ -367,7 +563,8 @@ class CatalogPage(pn.viewable.Viewer):
                 f'{title}</td><td>{_e(r["kind"])}</td><td>{r["version"]} / {r["versions"]}</td>'
                 f'<td>{r["rows"]:,}</td><td>{_e(r["source"])} '
                 f'<span class="ct-muted">{_e(r["sha256"])}</span></td><td>{_e(r["crs"])}</td>'
-                f'<td>{_e(r["author"])}<div class="ct-muted">{_e(r["created_at"])}</div></td>'
+                f'<td class="ct-nowrap">{_e(r["author"])} <span class="ct-muted">'
+                f'{_e(r["created_at"][:16])}</span></td>'
                 f"<td>{badge}</td></tr>")
         return f'<table class="ct-table">{head}{"".join(body)}</table>'
 
@@ -418,11 +615,33 @@ class CatalogPage(pn.viewable.Viewer):
                          f"{_e(limit)}</div>", stylesheets=[CSS]),
             self._box, pn.Row(self._kind, self._name, self._coords),
             pn.Row(self._check, self._publish), self._progress, self._status, self._report,
-            self._form, width=760, styles={"overflow-y": "auto"})
+            self._form, width=760, styles={"overflow-y": "auto", "height": "100%"})
+        meta = self._meta_widgets
+        tabs = pn.Tabs(
+            (_t("tab_versions", lang), pn.Column(
+                self._versions, pn.Row(self._rollback_to, self._note, self._rollback),
+                sizing_mode="stretch_width")),
+            (_t("tab_diff", lang), pn.Column(
+                pn.Row(self._diff_old, self._diff_new, self._diff_go), self._diff,
+                sizing_mode="stretch_width")),
+            (_t("tab_meta", lang), pn.Column(
+                pn.Row(meta["title_zh"], meta["title_en"]),
+                pn.Row(meta["department"], meta["contact"]),
+                pn.Row(meta["licence"], meta["refresh_hours"]),
+                pn.Row(meta["description_zh"], meta["description_en"]), self._meta_save,
+                sizing_mode="stretch_width")),
+            (_t("tab_preview", lang), pn.Column(
+                pn.Row(self._preview_version, self._preview_go), self._preview,
+                sizing_mode="stretch_width")),
+            (_t("tab_downloads", lang), pn.Column(self._window, self._downloads,
+                                                  sizing_mode="stretch_width")),
+            dynamic=False, sizing_mode="stretch_width", css_classes=["ct-tabs"],
+            stylesheets=[TAB_STYLES])
         catalog = pn.Column(
             pn.pane.HTML(f"<h3>{_t('catalog', lang)}</h3>", stylesheets=[CSS]), self._table,
-            self._layer, self._versions,
-            pn.Row(self._rollback_to, self._note, self._rollback),
-            sizing_mode="stretch_width", styles={"overflow-y": "auto"})
-        return pn.Row(catalog, upload, sizing_mode="stretch_both",
-                      styles={"padding": "0 1vw", "background": "#0e1320"})
+            self._layer, tabs, sizing_mode="stretch_width",
+            styles={"overflow-y": "auto", "height": "100%"})
+        # The page itself never scrolls (a wall screen's body is fixed): each column does.
+        return pn.Row(catalog, upload, sizing_mode="stretch_width",
+                      styles={"padding": "0 1vw", "background": "#0e1320",
+                              "height": "calc(100vh - 52px)"})

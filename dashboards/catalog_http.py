@@ -189,8 +189,12 @@ class UploadHandler(_UserHandler):
 
 
 class DownloadHandler(_UserHandler):
+    """``GET /catalog/download?layer=L[&version=N]&format=F`` for a layer version, or
+    ``?collection=C[&datetime=D]&format=F`` for the fused facts at a level or the zones (the
+    OGC API's collections, with the same privacy for the user's role)."""
+
     async def get(self) -> None:
-        from twin.catalog import EXPORT_FORMATS, export_layer
+        from twin.catalog import EXPORT_FORMATS, export_collection, export_layer
 
         try:
             user = self._user()
@@ -198,21 +202,34 @@ class DownloadHandler(_UserHandler):
             self._fail(403, str(exc))
             return
         layer = self.get_query_argument("layer", "")
+        collection = self.get_query_argument("collection", "")
+        window = self.get_query_argument("datetime", "") or None
         fmt = self.get_query_argument("format", "gpkg")
         version = self.get_query_argument("version", "")
         if fmt not in EXPORT_FORMATS or (version and not version.isdigit()):
             self._fail(400, f"format is one of {', '.join(EXPORT_FORMATS)}; version a number")
             return
+        if bool(layer) == bool(collection):
+            self._fail(400, "name either a layer (layer=…) or a collection (collection=…)")
+            return
         folder = Path(self.workspace.tmp_dir) / UPLOADS / f"dl-{secrets.token_urlsafe(12)}"
         folder.mkdir(parents=True, mode=0o700)
-        try:
-            suffix = {"geojson": ".geojson", "gpkg": ".gpkg", "csv": ".csv"}[fmt]
-            path = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: export_layer(self.workspace, layer, folder / f"export{suffix}",
-                                           fmt=fmt, version=int(version) if version else None,
-                                           actor=user.name))
+        suffix = {"geojson": ".geojson", "gpkg": ".gpkg", "csv": ".csv"}[fmt]
+        target = folder / f"export{suffix}"
+
+        def export() -> tuple[Path, str]:
+            if collection:
+                out = export_collection(self.workspace, collection, target, role=user.role,
+                                        fmt=fmt, datetime=window, actor=user.name)
+                day = f"-{window.replace('/', '_')}" if window else ""
+                return out, safe_name(f"{collection}{day}{suffix}")
+            out = export_layer(self.workspace, layer, target, fmt=fmt,
+                               version=int(version) if version else None, actor=user.name)
             entry = self.workspace.version(layer, int(version) if version else None)
-            filename = f"{layer}-v{entry.version}{suffix}"
+            return out, safe_name(f"{layer}-v{entry.version}{suffix}")
+
+        try:
+            path, filename = await asyncio.get_running_loop().run_in_executor(None, export)
             self.set_header("Content-Type", {"gpkg": "application/geopackage+sqlite3",
                                              "geojson": "application/geo+json",
                                              "csv": "text/csv; charset=utf-8"}[fmt])
@@ -222,8 +239,11 @@ class DownloadHandler(_UserHandler):
                     self.write(chunk)
                     await self.flush()
             self.finish()
-        except TwinError as exc:
-            self._fail(404 if isinstance(exc, KeyError) else 400, str(exc))
+        except AuthError as exc:
+            self._fail(403, str(exc))
+        except (TwinError, ValueError) as exc:
+            not_found = isinstance(exc, KeyError) or getattr(exc, "not_found", False)
+            self._fail(404 if not_found else 400, str(exc))
         finally:
             with contextlib.suppress(OSError):
                 shutil.rmtree(folder)

@@ -60,8 +60,8 @@ class CatalogState(param.Parameterized):
     report = param.Dict(default=None, allow_None=True, doc="The last report, as a dict.")
     message = param.String(default="")
     selected = param.String(default="", doc="The layer whose versions are shown.")
-    mapping = param.Dict(default={}, doc="The mapping form: fields, dates and units, as a "
-                         "MappingSpec's parts.")
+    mapping = param.Dict(default={}, doc="The mapping form: fields, value synonyms, dates "
+                         "and units, as a MappingSpec's parts.")
     revision = param.Integer(default=0, doc="Bumped whenever the catalog changed.")
 
     def __init__(self, workspace: Any, *, user: User, **params: Any) -> None:
@@ -159,7 +159,7 @@ class CatalogState(param.Parameterized):
         from ingest.mapping import MappingSpec
 
         parts = {k: {f: v for f, v in (self.mapping.get(k) or {}).items() if v}
-                 for k in ("fields", "dates", "units")}
+                 for k in ("fields", "values", "dates", "units")}
         if not any(parts.values()):
             return None
         return MappingSpec(**parts)
@@ -194,3 +194,80 @@ class CatalogState(param.Parameterized):
         self.message = (f"{layer} 已回滚到第 {entry.version} 版" if self.lang == "zh" else
                         f"{layer} rolled back to version {entry.version}")
         self.revision += 1
+
+    # -- metadata, differences, previews, downloads ---------------------------------------------
+    def meta(self, layer: str) -> dict[str, Any]:
+        """The metadata of ``layer`` as the form shows it (refresh interval as text)."""
+        from twin.catalog import get_meta
+
+        meta = get_meta(self.workspace, layer).to_dict()
+        hours = meta["refresh_hours"]
+        meta["refresh_hours"] = "" if hours is None else f"{hours:g}"
+        return meta
+
+    def save_meta(self, layer: str, form: dict[str, str]) -> bool:
+        """Save the metadata form of ``layer`` (audited); False with a message when refused."""
+        from twin.catalog import set_meta
+
+        require(self.user, "ingest_layers")
+        changes: dict[str, Any] = {k: (v or "").strip() for k, v in form.items()
+                                   if k != "refresh_hours"}
+        hours = (form.get("refresh_hours") or "").strip()
+        try:
+            changes["refresh_hours"] = float(hours) if hours else None
+        except ValueError:
+            self.message = (f"更新周期须为小时数（如 24），而不是 {hours!r}" if self.lang == "zh"
+                            else f"the refresh interval is a number of hours (e.g. 24), not "
+                            f"{hours!r}")
+            return False
+        try:
+            set_meta(self.workspace, layer, actor=self.user.name, **changes)
+        except TwinError as exc:
+            self.message = str(exc)
+            return False
+        self.message = (f"{layer} 的元数据已保存" if self.lang == "zh" else
+                        f"metadata of {layer} saved")
+        self.revision += 1
+        return True
+
+    def diff(self, layer: str, old: int, new: int) -> dict[str, Any] | None:
+        """What changed from version ``old`` to ``new`` of ``layer`` (None with a message)."""
+        from twin.catalog import diff_versions
+
+        try:
+            return diff_versions(self.workspace, layer, old, new)
+        except TwinError as exc:
+            self.message = str(exc)
+            return None
+
+    def preview(self, layer: str, version: int | None = None) -> tuple[Any, Any] | None:
+        """The preview map layer of a version of ``layer`` and its bounds.
+
+        None (with a message) for a raster or a plain table, which have no shapes to draw.
+        """
+        import geopandas as gpd
+
+        import layers
+
+        entry = self.workspace.version(layer, version)
+        if entry.format == "geotiff":
+            self.message = ("栅格图层无矢量预览" if self.lang == "zh" else
+                            "a raster layer has no vector preview")
+            return None
+        frame = self.workspace.read(layer, entry.version)
+        if not isinstance(frame, gpd.GeoDataFrame) or not len(frame):
+            self.message = ("该图层没有几何形状可预览" if self.lang == "zh" else
+                            "this layer has no shapes to preview")
+            return None
+        title = (f"{layer} 第 {entry.version} 版", f"{layer} version {entry.version}")
+        return layers.preview(frame, self.lang, title=title), entry.bounds
+
+    def downloads(self) -> list[dict[str, str]]:
+        """The fused facts per level and the zones this user may download (OGC collections)."""
+        from twin.features import collections
+
+        try:
+            found = collections(self.workspace, self.user.role)
+        except TwinError:
+            return []
+        return [{"id": c.id, "title": c.title} for c in found if c.kind in ("facts", "zones")]

@@ -22,6 +22,7 @@ import param
 import layers
 from dashboards.cockpit import WIDGET_STYLES
 from dashboards.labels import label
+from dashboards.styles import TAB_STYLES
 from dashboards.zone_map import ZoneMap, to_wire
 from dashboards.zones_state import EDITOR_TOGGLES, MODES, ZoneEditorState
 from twin.errors import TwinError
@@ -53,15 +54,6 @@ th { color: #aab3c5; font-weight: 400; }
 .ct-conflict h3 { color: #ffb648; margin: 0 0 6px; }
 .ct-status-line { color: #9fd3ff; min-height: 1.3em; font-size: 15px; }
 .ct-hint { color: #aab3c5; font-size: 13px; }
-"""
-
-#: Tabs readable on the dark page: the chosen one filled, the others plain text.
-TAB_STYLES = """
-.bk-header { border-bottom: 1px solid #3a4660 !important; }
-.bk-tab { color: #aab3c5 !important; background: transparent !important;
-  font-size: 16px !important; padding: 6px 14px !important; border: 0 !important; }
-.bk-tab.bk-active { color: #fff !important; background: #2f6fe4 !important;
-  border-radius: 6px 6px 0 0 !important; font-weight: 700; }
 """
 
 

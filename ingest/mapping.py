@@ -63,7 +63,7 @@ import math
 import re
 import tomllib
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -89,8 +89,8 @@ from ingest.values import (
 )
 from twin.schema import KINDS, Field, Kind
 
-__all__ = ["BLANKS", "COORDINATE_FIELDS", "MappingSpec", "guess_column", "load_mapping",
-           "map_fields", "render_mapping"]
+__all__ = ["BLANKS", "COORDINATE_FIELDS", "MappingSpec", "format_value_pairs", "guess_column",
+           "load_mapping", "map_fields", "parse_value_pairs", "render_mapping"]
 
 #: Cells that mean "no value" in departments' files.
 BLANKS = frozenset({"", "nan", "nat", "none", "null", "n/a", "na", "#n/a", "-", "--", "—", "/",
@@ -195,6 +195,42 @@ def render_mapping(spec: MappingSpec) -> str:
             lines += ["", f"[values.{_toml_string(field_name)}]"]
             lines += [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"
+
+
+_PAIR_SEPARATORS = re.compile(r"[;；\n]+")
+
+
+def parse_value_pairs(text: str) -> dict[str, str]:
+    """Value synonyms typed as ``source=canonical`` pairs, e.g. ``阳性=confirmed; 疑似=suspected``.
+
+    Pairs are separated by ``;``, ``；`` or new lines; ``=``, ``＝`` or ``→`` separate the
+    source value from the canonical one. Whether the canonical values exist is checked by the
+    ingest, as for a mapping file.
+
+    Raises
+    ------
+    MappingError
+        For a pair without a separator, with an empty side, or a source value given twice.
+    """
+    pairs: dict[str, str] = {}
+    for part in _PAIR_SEPARATORS.split(text or ""):
+        part = part.strip()
+        if not part:
+            continue
+        match = re.fullmatch(r"(.+?)\s*[=＝→]\s*(.*)", part)
+        if match is None or not match.group(1).strip() or not match.group(2).strip():
+            raise MappingError(f"value synonym {part!r} is not source=canonical; write e.g. "
+                               "阳性=confirmed, separated by ;")
+        source, target = match.group(1).strip(), match.group(2).strip()
+        if source in pairs:
+            raise MappingError(f"value {source!r} is mapped twice; keep one")
+        pairs[source] = target
+    return pairs
+
+
+def format_value_pairs(pairs: Mapping[str, str]) -> str:
+    """The text :func:`parse_value_pairs` reads back as ``pairs``."""
+    return "; ".join(f"{k}={v}" for k, v in pairs.items())
 
 
 def load_mapping(path: Path) -> MappingSpec:

@@ -14,6 +14,7 @@ from layers.errors import LayerError, LayerInputError, PrivacyError
 from layers.facilities import facilities
 from layers.hexes import case_hexes, hex_ids, residents_hexes, resolution_for_zoom, risk_hexes
 from layers.maplayer import MapLayer
+from layers.preview import preview
 from layers.privacy import aggregate_cases_for_viewers, suppress_small_counts
 from layers.scales import (
     CategoricalScale,
@@ -54,6 +55,7 @@ __all__ = [
     "hex_ids",
     "land",
     "legends",
+    "preview",
     "residents_hexes",
     "resolution_for_zoom",
     "risk_hexes",

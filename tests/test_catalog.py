@@ -12,17 +12,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_buildings
+from tests.conftest import fused_demo, make_buildings
 from twin import Workspace
 from twin.catalog import (
     diff_versions,
+    export_collection,
     export_layer,
     freshness,
     get_meta,
     neutralise_csv,
     set_meta,
 )
-from twin.errors import UserInputError
+from twin.errors import AuthError, FeaturesError, UserInputError
 
 
 def test_metadata_round_trips_and_is_audited(workspace: Workspace) -> None:
@@ -120,3 +121,42 @@ def test_no_neutralised_text_cell_starts_a_formula(values: list) -> None:
         else:
             assert after is before or (after is None and before is None) or (
                 isinstance(before, int) and after == before)
+
+
+def test_export_the_facts_and_zones_as_the_role_may_read_them(tmp_path: Path) -> None:
+    from twin.facts import Facts
+    from twin.privacy import PrivacyPolicy
+
+    ws, _ = fused_demo(tmp_path)
+    facts = Facts(ws)
+    csv = export_collection(ws, "facts-community", tmp_path / "c.csv", role="gis",
+                            actor="gis1")
+    table = pd.read_csv(csv, encoding="utf-8-sig")
+    community = facts.read("community")
+    assert len(table) == len(community)
+    assert table["residents"].sum() == pytest.approx(community["residents"].sum())
+    assert table["wkt"].str.startswith(("POLYGON", "MULTIPOLYGON")).all()
+    gpkg = export_collection(ws, "facts-r9", tmp_path / "r9.gpkg", role="gis")
+    cells = pyogrio.read_dataframe(gpkg)
+    assert len(cells) == len(facts.read(9)) and cells.crs.to_epsg() == 4326
+    # A window for the case columns travels into the metadata beside the file.
+    export_collection(ws, "facts-district", tmp_path / "d.geojson", role="gis",
+                      datetime="2026-03-01/2026-03-15")
+    meta = json.loads((tmp_path / "d.geojson.meta.json").read_text(encoding="utf-8"))
+    assert meta["datetime"] == "2026-03-01/2026-03-15" and meta["facts"]
+    # A viewer gets the viewers' privacy: nothing finer than res 8, small counts hidden.
+    with pytest.raises(AuthError):
+        export_collection(ws, "facts-r9", tmp_path / "v.csv", role="viewer")
+    viewer = pd.read_csv(export_collection(ws, "facts-r8", tmp_path / "v8.csv", role="viewer"),
+                         encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    below = PrivacyPolicy.from_config(ws.config).suppress_below
+    assert "cases" in viewer.columns
+    shown = [v for column in viewer.columns if column.startswith("cases")
+             for v in viewer[column] if v not in ("", "0")]
+    assert shown and all(v == f"<{below}" or int(float(v)) >= below for v in shown)
+    export_collection(ws, "zones", tmp_path / "z.gpkg", role="viewer")
+    with pytest.raises(FeaturesError):
+        export_collection(ws, "facts-r99", tmp_path / "x.csv", role="gis")
+    with ws.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM audit WHERE action = 'catalog.export' AND "
+                            "actor = 'gis1'").fetchone()[0] == 1

@@ -544,3 +544,28 @@ def test_a_rendered_mapping_reads_back_the_same(tmp_path) -> None:
     dated = MappingSpec(dates={"report_date": "%d/%m/%Y"})
     path.write_text(render_mapping(dated), encoding="utf-8")
     assert load_mapping(path) == dated
+
+
+# -- value synonyms typed on the catalog page -------------------------------------------------
+def test_value_pairs_typed_on_the_page() -> None:
+    from ingest.mapping import parse_value_pairs
+
+    assert parse_value_pairs("阳性=confirmed；疑似 → suspected\n 密接＝close_contact; ") == {
+        "阳性": "confirmed", "疑似": "suspected", "密接": "close_contact"}
+    assert parse_value_pairs("  ") == {}
+    for bad, says in (("阳性", "source=canonical"), ("=confirmed", "source=canonical"),
+                      ("阳性=", "source=canonical"), ("a=b; a=c", "mapped twice")):
+        with pytest.raises(MappingError, match=says):
+            parse_value_pairs(bad)
+
+
+_PAIR_TEXT = st.text(st.characters(blacklist_characters=";；\n=＝→", blacklist_categories=(
+    "Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_PAIR_TEXT, _PAIR_TEXT, max_size=6))
+def test_value_pairs_read_back_as_written(pairs: dict[str, str]) -> None:
+    from ingest.mapping import format_value_pairs, parse_value_pairs
+
+    assert parse_value_pairs(format_value_pairs(pairs)) == pairs

@@ -318,3 +318,22 @@ def test_layer_functions_are_pure(risk10) -> None:
     pd.testing.assert_frame_equal(before, risk10.frame)
     with pytest.raises(L.LayerInputError):
         L.risk_hexes(risk10, "fr")
+
+
+def test_a_preview_samples_a_large_layer_and_says_so() -> None:
+    import geopandas as gpd
+    import shapely
+
+    points = gpd.GeoDataFrame(geometry=[shapely.Point(121.4 + i * 1e-5, 31.2)
+                                        for i in range(25_000)], crs=4326)
+    big = L.preview(points, "en", max_features=10_000)
+    assert len(big) == 10_000
+    assert big.legend.stops[0].label("en") == "10,000 of 25,000 features shown"
+    coords = [f["geometry"]["coordinates"][0] for f in big.data["features"]]
+    assert coords[0] == pytest.approx(121.4) and coords[-1] == pytest.approx(121.4 + 24_999e-5)
+    small = L.preview(points.head(3), "zh")
+    assert len(small) == 3 and small.legend.stops[0].label("zh") == "3 个要素"
+    spec = L.deck_spec([small], lang="zh")
+    assert spec["layers"][0]["@@type"] == "GeoJsonLayer"
+    with pytest.raises(L.LayerInputError):
+        L.preview(pd.DataFrame({"a": [1]}), "zh")

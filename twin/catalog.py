@@ -8,9 +8,11 @@
   that, ``overdue`` beyond; ``unknown`` without an interval.
 - **Differences** between two versions: rows added, removed and changed (by the kind's key),
   bounds and the totals of numeric columns.
-- **Exports** of any layer version as GeoPackage, GeoJSON or CSV. CSV cells of text that begin
-  with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return are prefixed with ``'``, so that a
-  spreadsheet shows them instead of running them as formulas (OWASP's CSV injection advice).
+- **Exports** of any layer version, and of the fused facts at any level and the open zones (the
+  OGC API's collections, with the same privacy for the role), as GeoPackage, GeoJSON or CSV.
+  CSV cells of text that begin with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return are
+  prefixed with ``'``, so that a spreadsheet shows them instead of running them as formulas
+  (OWASP's CSV injection advice).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from twin.store import audit, utc_now
 if TYPE_CHECKING:
     from twin.store import Workspace
 
-__all__ = ["EXPORT_FORMATS", "FRESHNESS", "LayerMeta", "diff_versions", "export_layer",
-           "freshness", "get_meta", "neutralise_csv", "set_meta", "write_table"]
+__all__ = ["EXPORT_FORMATS", "FRESHNESS", "LayerMeta", "diff_versions", "export_collection",
+           "export_layer", "freshness", "get_meta", "neutralise_csv", "set_meta", "write_table"]
 
 #: Freshness states with their labels (zh, en).
 FRESHNESS: dict[str, tuple[str, str]] = {
@@ -293,4 +295,39 @@ def export_layer(workspace: Workspace, name: str, path: str | os.PathLike[str], 
                 conn, timeout=workspace.config.busy_timeout_s):
             audit(conn, actor=actor, action="catalog.export", target=f"{name}@{entry.version}",
                   detail={"format": fmt})
+    return out
+
+
+def export_collection(workspace: Workspace, collection_id: str, path: str | os.PathLike[str], *,
+                      role: str, fmt: str | None = None, datetime: str | None = None,
+                      actor: str = "") -> Path:
+    """Write one of the OGC API's collections (``facts-r9``, ``facts-community``, ``zones``…)
+    as ``role`` may read it, with the same privacy as the API.
+
+    ``datetime`` (a day or ``start/end``) sets the window of the facts' case columns.
+
+    Raises
+    ------
+    FeaturesError
+        For an unknown collection or a bad ``datetime``.
+    AuthError
+        When ``role`` may not read the collection.
+    UserInputError
+        For an unknown format.
+    """
+    from twin.features import collection_frame
+
+    target = Path(path)
+    fmt = fmt or target.suffix.lower().lstrip(".")
+    fmt = {"json": "geojson"}.get(fmt, fmt)
+    frame = collection_frame(workspace, collection_id, role=role, datetime=datetime)
+    fact_set = workspace.current_facts()
+    meta = {"collection": collection_id, "datetime": datetime, "rows": len(frame),
+            "facts": fact_set.id if fact_set is not None else None, "exported_at": utc_now()}
+    out = write_table(frame, target, fmt, layer=collection_id.replace("-", "_"), meta=meta)
+    if actor:
+        with workspace.connect() as conn, db.write_transaction(
+                conn, timeout=workspace.config.busy_timeout_s):
+            audit(conn, actor=actor, action="catalog.export", target=collection_id,
+                  detail={"format": fmt, "datetime": datetime})
     return out

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from twin.errors import AuthError, FeaturesError, TwinError
+from twin.schema import CASE_STATUSES
 from twin.users import can
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ if TYPE_CHECKING:
 
     from twin.store import Workspace
 
-__all__ = ["CRS84", "CRSS", "Collection", "FeaturesError", "Page", "collections",
-           "crs_uri", "feature_collection", "get_collection", "items"]
+__all__ = ["CRS84", "CRSS", "Collection", "FeaturesError", "Page", "collection_frame",
+           "collections", "crs_uri", "feature_collection", "get_collection", "items"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 #: Supported CRS URIs -> (EPSG code or None for CRS84, latitude first?).
@@ -56,7 +57,8 @@ MAX_LIMIT = 10_000
 _RESOLUTIONS = (10, 9, 8, 7)
 _ADMIN_LEVELS = ("community", "street", "district")
 _ADMIN_ZH = {"community": "社区", "street": "街道", "district": "区"}
-_CASE_COLUMNS = ("cases", "cases_confirmed", "cases_asymptomatic", "cases_suspected")
+# Every status the schema knows (close contacts too): a hand-kept list once missed one.
+_CASE_COLUMNS = ("cases", *(f"cases_{status}" for status in CASE_STATUSES))
 
 
 @dataclass(frozen=True)
@@ -394,6 +396,27 @@ def items(workspace: Workspace, collection_id: str, *, role: str,
     matched = len(frame)
     return Page(features=frame.iloc[offset:offset + limit], number_matched=matched,
                 offset=offset, limit=limit, crs=out_crs)
+
+
+def collection_frame(workspace: Workspace, collection_id: str, *, role: str,
+                     datetime: str | None = None) -> gpd.GeoDataFrame:
+    """The whole of a collection as ``role`` may read it (WGS84), for downloads.
+
+    The same frame as :func:`items` pages through, with the same privacy; without the
+    internal feature id.
+
+    Raises
+    ------
+    FeaturesError
+        For an unknown collection (``not_found``) or a bad ``datetime``.
+    AuthError
+        When ``role`` may not read the collection.
+    """
+    c = get_collection(workspace, collection_id, role)
+    if datetime and not c.has_time:
+        raise FeaturesError(f"collection {collection_id!r} has no time; drop datetime")
+    window = _window(datetime) if c.has_time else (None, None)
+    return _frame(workspace, c, window, role).drop(columns="_fid")
 
 
 def feature_collection(page: Page) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import http.cookiejar
 import io
 import json
 import sys
+import time
 import urllib.parse
 import urllib.request
 import zipfile
@@ -121,7 +122,10 @@ def test_1_upload_the_buildings_zip_publishes_a_new_version(
     assert len(ws.versions("buildings")) == before + 1
     assert ws.versions("buildings")[-1].author == "gis"
     assert ws.current_facts().id != facts_before  # fused: the cockpit reads the new facts
-    versions = _text(gis_page, ".ct-versions")
+    versions, deadline = "", time.monotonic() + 30
+    while "uploaded on the catalog page" not in versions and time.monotonic() < deadline:
+        versions = _text(gis_page, ".ct-versions")
+        gis_page.wait_for_timeout(300)
     assert "uploaded on the catalog page" in versions
     shot = tmp_path_factory.mktemp("shots") / "catalog-1920x1080.png"
     gis_page.screenshot(path=str(shot))
@@ -144,10 +148,19 @@ def test_2_an_ambiguous_date_is_reported_and_nothing_is_published(
     assert len(ws.versions("cases")) == before
 
 
+def _kpis(page: Any) -> str:
+    page.wait_for_selector(".ct-kpi-value", timeout=60_000)
+    return " | ".join(page.locator(".ct-kpi").all_inner_texts())
+
+
 def test_2b_the_date_format_fixed_in_the_mapping_form_then_published(
         gis_page: Any, app: tuple[str, Any, Path], tmp_path: Path) -> None:
-    _, ws, _ = app
+    base, ws, _ = app
     before = len(ws.versions("cases"))
+    # A cockpit left open in another tab: it must show the new cases without a reload.
+    cockpit = gis_page.context.new_page()
+    cockpit.goto(f"{base}/cockpit")
+    shown_before = _kpis(cockpit)
     gis_page.fill(".ct-date-report_date input", "%d/%m/%Y")
     gis_page.click(".ct-apply-mapping button")
     report = _report(gis_page, "validated")  # the dry run is clean now
@@ -161,6 +174,36 @@ def test_2b_the_date_format_fixed_in_the_mapping_form_then_published(
     report = _report(gis_page, "published")
     assert len(ws.versions("cases")) == before + 1
     assert str(ws.read("cases").query("id == 'X1'")["report_date"].iloc[0])[:10] == "2026-05-03"
+    gis_page.wait_for_selector("text=完成融合", timeout=120_000)
+    deadline = time.monotonic() + 90
+    while _kpis(cockpit) == shown_before and time.monotonic() < deadline:
+        cockpit.wait_for_timeout(1000)
+    assert _kpis(cockpit) != shown_before, "the open cockpit never showed the published cases"
+    cockpit.close()
+
+
+def test_2c_value_synonyms_typed_in_the_form_keep_every_record(
+        gis_page: Any, app: tuple[str, Any, Path], tmp_path: Path) -> None:
+    csv = tmp_path / "阳性.csv"
+    csv.write_text("编号,经度,纬度,报告日期,状态\n"
+                   "Y1,121.47,31.23,2026-05-03,阳性病例\nY2,121.471,31.231,2026-05-04,确诊\n",
+                   encoding="utf-8")
+    _upload(gis_page, csv)
+    gis_page.locator(".ct-kind select").select_option(label="病例 cases")
+    gis_page.click(".ct-check button")
+    report = _report(gis_page, "validated")
+    assert "unknown_value" in report and "阳性病例" in report and "rows_kept: 1" in report
+    gis_page.fill(".ct-values-status input", "阳性病例=confirmed")
+    gis_page.click(".ct-apply-mapping button")
+    deadline = time.monotonic() + 60
+    while "rows_kept: 2" not in report and time.monotonic() < deadline:
+        gis_page.wait_for_timeout(500)
+        report = _text(gis_page, ".ct-report")
+    assert "rows_kept: 2" in report and "unknown_value" not in report
+    # A malformed pair is refused on the page before anything runs.
+    gis_page.fill(".ct-values-status input", "阳性病例")
+    gis_page.click(".ct-apply-mapping button")
+    gis_page.wait_for_selector("text=is not source=canonical", timeout=30_000)
 
 
 def test_3_rollback_with_a_note(gis_page: Any, app: tuple[str, Any, Path]) -> None:
@@ -191,6 +234,109 @@ def test_4_download_a_geopackage(gis_page: Any, app: tuple[str, Any, Path],
     frame = pyogrio.read_dataframe(path)
     latest = ws.versions("buildings")[-1]
     assert len(frame) == latest.row_count
+
+
+def _tab(page: Any, name: str) -> None:
+    page.locator(".bk-tab", has_text=name).first.click()
+
+
+def test_4b_metadata_edited_on_the_page(gis_page: Any, app: tuple[str, Any, Path]) -> None:
+    from twin.catalog import freshness, get_meta
+
+    _, ws, _ = app
+    gis_page.locator(".ct-layer-select select").select_option("buildings")
+    _tab(gis_page, "元数据")
+    gis_page.fill(".ct-meta-title_zh input", "楼栋普查")
+    gis_page.fill(".ct-meta-title_en input", "Building census")
+    gis_page.fill(".ct-meta-department input", "住建局")
+    gis_page.fill(".ct-meta-refresh_hours input", "abc")
+    gis_page.click(".ct-meta-save button")
+    gis_page.wait_for_selector("text=更新周期须为小时数", timeout=30_000)
+    assert get_meta(ws, "buildings").title_zh == ""  # nothing saved from a bad form
+    gis_page.fill(".ct-meta-refresh_hours input", "0.001")
+    gis_page.click(".ct-meta-save button")
+    gis_page.wait_for_selector("text=buildings 的元数据已保存", timeout=30_000)
+    meta = get_meta(ws, "buildings")
+    assert (meta.title_zh, meta.department, meta.refresh_hours) == ("楼栋普查", "住建局", 0.001)
+    # The catalog shows the title, and the 3.6 s interval makes the layer overdue at once.
+    row = _text(gis_page, ".ct-catalog-table")
+    assert "楼栋普查" in row and "住建局" in row
+    assert freshness(ws, "buildings")["state"] == "overdue"
+    with ws.connect() as conn:
+        audited = conn.execute("SELECT actor FROM audit WHERE action = 'catalog.meta' "
+                               "ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert audited == "gis"
+
+
+def test_4c_the_difference_between_two_versions(gis_page: Any,
+                                                 app: tuple[str, Any, Path]) -> None:
+    from twin.catalog import diff_versions
+
+    _, ws, _ = app
+    gis_page.locator(".ct-layer-select select").select_option("buildings")
+    _tab(gis_page, "版本差异")
+    gis_page.locator(".ct-diff-old select").select_option("1")
+    gis_page.locator(".ct-diff-new select").select_option("2")
+    gis_page.click(".ct-diff-go button")
+    gis_page.wait_for_selector(".ct-diff-added", timeout=30_000)
+    expected = diff_versions(ws, "buildings", 1, 2)
+    shown = _text(gis_page, ".ct-diff")
+    assert "v1 → v2" in shown and "按 id 对应" in shown
+    for part, zh in (("added", "新增"), ("removed", "删除"), ("changed", "变更")):
+        assert f"{zh}\t{expected[part]['count']:,}" in shown, (part, shown)
+    assert f"{expected['rows']['old']:,} → {expected['rows']['new']:,}" in shown
+
+
+def test_4d_a_preview_map_of_an_earlier_version(gis_page: Any,
+                                                app: tuple[str, Any, Path]) -> None:
+    _, ws, _ = app
+    gis_page.locator(".ct-layer-select select").select_option("buildings")
+    _tab(gis_page, "预览地图")
+    gis_page.locator(".ct-preview-version select").select_option("2")
+    gis_page.click(".ct-preview-go button")
+    gis_page.wait_for_selector(".ct-preview-caption", timeout=30_000)
+    caption = gis_page.locator(".ct-preview-caption").first.inner_text()
+    rows = ws.version("buildings", 2).row_count
+    assert "buildings 第 2 版" in caption and f"{rows:,} 个要素" in caption
+    canvas = gis_page.locator(".ct-preview-map canvas").first
+    canvas.wait_for(state="visible", timeout=60_000)
+    box = canvas.bounding_box()
+    assert box["width"] > 400 and box["height"] > 300
+    # Drawn: the canvas is not one flat colour.
+    png = canvas.screenshot()
+    from io import BytesIO
+
+    from PIL import Image
+
+    colours = Image.open(BytesIO(png)).convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 10
+
+
+def test_4e_facts_and_zones_downloads(gis_page: Any, app: tuple[str, Any, Path],
+                                      tmp_path: Path) -> None:
+    import pandas as pd
+
+    from twin.facts import Facts
+
+    _, ws, _ = app
+    _tab(gis_page, "下载事实与封控区")
+    with gis_page.expect_download() as info:
+        gis_page.locator('.ct-collection[data-collection="facts-community"] '
+                         ".ct-collection-csv").click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.name == "facts-community.csv"
+    table = pd.read_csv(path, encoding="utf-8-sig")
+    facts = Facts(ws).read("community")
+    assert len(table) == len(facts)
+    assert table["residents"].sum() == pytest.approx(facts["residents"].sum())
+    with gis_page.expect_download() as info:
+        gis_page.locator('.ct-collection[data-collection="facts-r9"] .ct-collection-gpkg').click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    cells = pyogrio.read_dataframe(path)
+    assert len(cells) == len(Facts(ws).read(9))
+    assert "/ogc" in _text(gis_page, ".ct-downloads")
 
 
 @pytest.mark.parametrize("user", ["demo", "plan"])
