@@ -67,13 +67,13 @@ def upload_report(base: str, user: str, password: str, path: Path, kind: str) ->
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-            page.set_default_timeout(600_000)
+            page.set_default_timeout(300_000)
             page.goto(f"{base}/login?next=/catalog")
             page.fill("#username", user)
             page.fill("#password", password)
             page.click(".ct-login-submit")
             page.wait_for_selector(".ct-upload-input", state="attached")
-            page.locator(".ct-kind select").select_option(kind)
+            page.locator(".ct-kind select").select_option(label=kind)
             started = time.perf_counter()
             page.set_input_files(".ct-upload-input", str(path))
             page.wait_for_selector("text=MB ✓")
@@ -83,11 +83,13 @@ def upload_report(base: str, user: str, password: str, path: Path, kind: str) ->
             shown = time.perf_counter()
             verdict = page.locator(".ct-report .ct-verdict").first.inner_text()
             facts = page.locator(".ct-report .ct-muted").first.inner_text()
+            codes = page.locator(".ct-report .ct-problem .ct-code").all_inner_texts()
         finally:
             browser.close()
     return {"file": path.name, "mb": round(path.stat().st_size / 1e6, 1),
             "upload_s": round(uploaded - started, 2), "check_s": round(shown - uploaded, 2),
-            "report_s": round(shown - started, 2), "verdict": verdict, "report_facts": facts}
+            "report_s": round(shown - started, 2), "verdict": verdict, "report_facts": facts,
+            "problem_codes": codes}
 
 
 def _upload_part(ws: Any, base: str, demo: Path | None, megacity: Path | None) -> list[dict]:
@@ -101,10 +103,11 @@ def _upload_part(ws: Any, base: str, demo: Path | None, megacity: Path | None) -
                  megacity / "buildings.parquet" if megacity else None):
         if path is None or not path.exists():
             continue
-        row = upload_report(base, name, password, path, "buildings")
+        row = upload_report(base, name, password, path, "楼栋 buildings")
         out.append(row)
         print(f"upload → report: {row['file']} ({row['mb']} MB): upload {row['upload_s']} s + "
-              f"check {row['check_s']} s = {row['report_s']} s · {row['verdict']}")
+              f"check {row['check_s']} s = {row['report_s']} s · {row['verdict']} "
+              f"{' '.join(row['problem_codes'])}")
     return out
 
 

@@ -498,6 +498,12 @@ def _outside_hint(source: pyproj.CRS, raw_bounds: tuple[float, ...] | None,
     # Here the source is projected with metre-like values, or geographic with degree-like ones.
     found = _first_landing(_metric_candidates(bbox, cx), cx, cy, near) if source.is_projected \
         else None
+    if found and str(found[0]) == str(source.to_epsg()):
+        # The declared CRS is the one that fits: the features are right, but mostly
+        # elsewhere (another city's file, or a city area drawn too small).
+        return (f"the coordinates are consistent with {label}, but most features lie "
+                "outside the city area: is this the right city's file, or does the "
+                "workspace's bbox need widening?")
     if found:
         return (f"the coordinates fit EPSG:{found[0]} ({found[1]}) rather than {label}: "
                 f"check the CRS, e.g. --crs EPSG:{found[0]}")

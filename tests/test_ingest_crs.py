@@ -438,3 +438,16 @@ def test_raster_location_without_bbox() -> None:
     report = Report(source="t", kind="population")
     check_raster_location((116.2, 39.7, 116.6, 40.1), None, report)
     assert report.ok and "skipped" in report.info["location_check"]
+
+
+def test_the_right_crs_over_a_wider_area_is_not_told_to_use_itself() -> None:
+    """A region's file, in the CRS it declares, mostly beyond the city: no "use EPSG:4549
+    rather than EPSG:4549" (seen with the megacity's buildings loaded into the city)."""
+    centre = shanghai_points().mean(axis=0)
+    wide = centre + (shanghai_points() - centre) * 12
+    crs = pyproj.CRS.from_epsg(4549)
+    x, y = pyproj.Transformer.from_crs(4490, crs, always_xy=True).transform(*wide.T)
+    report = located(points(list(zip(x, y, strict=True))), crs)
+    text = message(report, "outside_city")
+    assert "rather than" not in text, text
+    assert "consistent with EPSG:4549" in text and "right city's file" in text
