@@ -17,9 +17,11 @@ import contextlib
 import ctypes
 import gc
 import html
+import math
 import os
 import secrets
 import threading
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +35,10 @@ from dashboards.labels import label
 from dashboards.situation import shared_situation
 from dashboards.state import CockpitState
 from twin.errors import TwinError
+from twin.throttle import LoginThrottle
 from twin.users import AuthError, UnknownUserError, User, Users, can, require
 
-__all__ = ["LOGIN_HTML", "TwinAuthProvider", "current_user", "make_pages", "serve"]
+__all__ = ["LOGIN_HTML", "TwinAuthProvider", "current_user", "local_path", "make_pages", "serve"]
 
 #: Cookie lifetime in days (a wall screen logs in once).
 SESSION_DAYS = 30
@@ -76,6 +79,21 @@ a { color:#9fd3ff; }</style></head>
 """
 
 
+def local_path(target: str | None) -> str | None:
+    """``target`` if it is a path on this server, else None.
+
+    The login follows the ``next_url`` cookie, which anyone on the path can set; a URL with
+    a scheme or host, a protocol-relative ``//host``, a backslash (some browsers read it as
+    ``/``) or a control character would send a fresh login elsewhere.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urllib.parse.urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
 class TwinAuthProvider(BasicAuthProvider):
     """Panel's login/logout flow with passwords checked against the workspace's users."""
 
@@ -103,12 +121,24 @@ class TwinAuthProvider(BasicAuthProvider):
 
             def post(self) -> None:
                 username = self.get_argument("username", "")
+                address = self.request.remote_ip or ""
+                throttle = LoginThrottle(workspace)
+                wait = throttle.wait_s(username, address)
+                if wait > 0:  # not even checked: the same answer whether the name exists
+                    throttle.refused(username, address, wait)
+                    seconds = math.ceil(wait)
+                    self.redirect(f"{endpoint}?error=" + urllib.parse.quote(
+                        f"登录失败次数过多，请 {seconds} 秒后再试 · too many failed logins; "
+                        f"try again in {seconds} s"))
+                    return
                 if self._validate(username, self.get_argument("password", "")):
+                    throttle.succeeded(username)
                     self.set_current_user(username)
                     # "/" is Panel's page index: the people logging in want the cockpit.
-                    target = self.get_cookie("next_url", None)
+                    target = local_path(self.get_cookie("next_url", None))
                     self.redirect(target if target and target != "/" else "/cockpit")
                 else:  # generic message; the name and password are not echoed back
+                    throttle.failed(username, address)
                     self.redirect(f"{endpoint}?error=" + "wrong%20user%20name%20or%20password"
                                   "%20%E7%94%A8%E6%88%B7%E5%90%8D%E6%88%96%E5%AF%86%E7%A0%81"
                                   "%E9%94%99%E8%AF%AF")

@@ -356,6 +356,14 @@ def _check_values(cfg: dict[str, Any]) -> list[str]:
                         f"resolution {base}")
     if privacy["suppress_below"] < 1:
         problems.append("'privacy.suppress_below' must be at least 1")
+
+    security = cfg["security"]
+    for key, value in security.items():
+        if (value <= 0 and key != "login_free_failures") or value < 0:
+            problems.append(f"'security.{key}' must be positive, got {value}")
+    if security["login_lockout_failures"] <= security["login_free_failures"]:
+        problems.append("'security.login_lockout_failures' must be above "
+                        "'security.login_free_failures'")
     return problems
 
 

@@ -99,6 +99,14 @@ MIGRATIONS: list[str] = [
         updated_by     TEXT NOT NULL
     )
     """,
+    # 7: failed logins per account name and per client address (twin.throttle).
+    """
+    CREATE TABLE login_throttle (
+        key             TEXT PRIMARY KEY,
+        failures        INTEGER NOT NULL,
+        last_failure_at TEXT NOT NULL
+    )
+    """,
 ]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.
