@@ -19,7 +19,6 @@ import gc
 import html
 import math
 import os
-import secrets
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -32,6 +31,8 @@ from panel.io.resources import LOCAL_DIST
 
 from dashboards.cockpit import Cockpit
 from dashboards.labels import label
+from dashboards.security import SecurityHeaders
+from dashboards.security import cookie_secret as workspace_cookie_secret
 from dashboards.situation import shared_situation
 from dashboards.state import CockpitState
 from twin.errors import TwinError
@@ -118,6 +119,12 @@ class TwinAuthProvider(BasicAuthProvider):
                 except AuthError:
                     return False
                 return True
+
+            def set_secure_cookie(self, name: str, value: Any, **kwargs: Any) -> None:
+                # Not sent along with another site's requests (login CSRF, cross-site posts).
+                kwargs.setdefault("samesite", "Lax")
+                kwargs.setdefault("httponly", True)
+                super().set_secure_cookie(name, value, **kwargs)
 
             def post(self) -> None:
                 username = self.get_argument("username", "")
@@ -357,7 +364,9 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
     pn.config.theme = "dark"  # every page is dark: widgets included
     if BODY_CSS not in pn.config.raw_css:
         pn.config.raw_css = [*pn.config.raw_css, BODY_CSS]
-    secret = cookie_secret or os.environ.get("TWIN_COOKIE_SECRET") or secrets.token_hex(32)
+    # Kept in the workspace, so that a restart keeps every kiosk screen logged in.
+    secret = (cookie_secret or os.environ.get("TWIN_COOKIE_SECRET")
+              or workspace_cookie_secret(workspace.root))
     provider = TwinAuthProvider(workspace, login_endpoint="/login",
                                 logout_endpoint="/logout")
     origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
@@ -371,6 +380,7 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
                                       *catalog_patterns(workspace, secret)],
                       threaded=threaded, cookie_secret=secret, auth_provider=provider,
                       websocket_origin=origins, title="citytwin", start=threaded, **extra,
+                      transforms=[SecurityHeaders],
                       # a closed page's session goes within seconds, not Bokeh's 15 s + 17 s
                       unused_session_lifetime_milliseconds=5_000,
                       check_unused_sessions_milliseconds=3_000)

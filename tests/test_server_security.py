@@ -67,6 +67,60 @@ def test_paths_on_this_site_are_kept(target: str) -> None:
     assert local_path(target) == target
 
 
+def _get(base: str, path: str, headers: dict[str, str] | None = None
+         ) -> tuple[int, http.client.HTTPMessage, bytes]:
+    url = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path", ["/login", "/cockpit", "/ogc", "/static/js/bokeh.min.js",
+                                  "/cockpit/autoload.js?bokeh-autoload-element=x"])
+def test_every_answer_carries_the_security_headers(server: tuple[str, Any], path: str) -> None:
+    """Finding: no security headers anywhere, and autoload.js granted any origin access
+    with credentials."""
+    status, headers, _ = _get(server[0], path, {"Origin": "http://evil.example"})
+    assert status < 500, (path, status)
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["Referrer-Policy"] == "same-origin"
+    assert not [h for h in headers if h.lower().startswith("access-control-allow-")], path
+
+
+def test_the_session_cookies_are_samesite_and_httponly(server: tuple[str, Any]) -> None:
+    url = urllib.parse.urlsplit(server[0])
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        conn.request("POST", "/login", body=urllib.parse.urlencode(
+            {"username": "plan", "password": PASSWORD}),
+            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        answer = conn.getresponse()
+        answer.read()
+        cookies = answer.headers.get_all("Set-Cookie") or []
+    finally:
+        conn.close()
+    session = [c for c in cookies if c.startswith(("user=", "id_token="))]
+    assert len(session) == 2, cookies
+    assert all("SameSite=Lax" in c and "HttpOnly" in c for c in session), session
+
+
+def test_the_cookie_secret_is_kept_in_the_workspace(server: tuple[str, Any]) -> None:
+    """Finding: a random secret per start logged every 30-day kiosk screen out on restart."""
+    from dashboards.security import SECRET_FILE, cookie_secret
+
+    ws = server[1]
+    path = ws.root / SECRET_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert cookie_secret(ws.root) == path.read_text(encoding="ascii").strip()
+    assert len(path.read_text(encoding="ascii").strip()) == 64
+
+
 def test_thirty_wrong_passwords_then_the_right_one_is_refused(server: tuple[str, Any]) -> None:
     """Finding: 30 wrong passwords in 1.5 s, then the right one was accepted. (Last in the
     module: it leaves the loopback address throttled.)"""
