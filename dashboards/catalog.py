@@ -302,6 +302,8 @@ class CatalogPage(pn.viewable.Viewer):
                     self._poll.stop()
                     self._poll = None
                 self._progress.visible = False
+                if s.report and not s.message and s.stage != "fused":
+                    self._status.object = ""  # the verdict below says it; no stale stage
                 self._report.object = self._report_html(s.report)
                 self._build_form(s.report)
                 self._refresh()
