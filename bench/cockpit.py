@@ -567,8 +567,12 @@ async def _sessions_at_once(base: str, n: int, creds: tuple[str, str], width: in
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             login = await browser.new_context()
+            from tests.logins import form_token
+
+            form = await (await login.request.get(f"{base}/login")).text()
             response = await login.request.post(
-                f"{base}/login", form={"username": creds[0], "password": creds[1]},
+                f"{base}/login", form={"username": creds[0], "password": creds[1],
+                                       "_xsrf": form_token(form)},
                 max_redirects=0)
             state = await login.storage_state()
             await login.close()

@@ -50,14 +50,9 @@ def _rss_mb(pid: int) -> float:
 
 def _cookie(base: str, user: str, password: str) -> str:
     """Log in once; the session cookie every client then sends."""
-    import http.cookiejar
+    from tests.logins import login_cookie
 
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
-                                         urllib.request.ProxyHandler({}))
-    opener.open(f"{base}/login", data=urllib.parse.urlencode(
-        {"username": user, "password": password}).encode(), timeout=30).read()
-    return "; ".join(f"{c.name}={c.value}" for c in jar)
+    return login_cookie(base, user, password)
 
 
 async def _one(base: str, cookie: str) -> tuple[float, int]:

@@ -22,20 +22,30 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jinja2
 import panel as pn
+import tornado.web
 from panel.auth import BasicAuthProvider, BasicLoginHandler, LogoutHandler
 from panel.io.resources import LOCAL_DIST
+from tornado.websocket import WebSocketHandler
 
 from dashboards.cockpit import Cockpit
 from dashboards.labels import label
-from dashboards.security import SecurityHeaders
+from dashboards.security import (
+    SESSION_COOKIE,
+    SecurityHeaders,
+    harden_routes,
+    request_session,
+    request_user,
+)
 from dashboards.security import cookie_secret as workspace_cookie_secret
 from dashboards.situation import shared_situation
 from dashboards.state import CockpitState
 from twin.errors import TwinError
+from twin.sessions import Sessions
 from twin.throttle import LoginThrottle
 from twin.users import AuthError, UnknownUserError, User, Users, can, require
 
@@ -66,6 +76,7 @@ button { margin-top:1.4em; width:100%; padding:.7em; font-size:1em; border:0; bo
 <input id="username" name="username" autocomplete="username" required autofocus>
 <label for="password">密码 Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
+<input type="hidden" name="_xsrf" value="{{ xsrf_token }}">
 <button type="submit" class="ct-login-submit">登录 Log in</button>
 <div class="ct-login-error">{{ errormessage }}</div>
 </form></body></html>
@@ -77,6 +88,20 @@ LOGOUT_HTML = """<!doctype html>
 display:flex; align-items:center; justify-content:center; height:100vh; margin:0; }
 a { color:#9fd3ff; }</style></head>
 <body><p>已退出 Logged out · <a href="{{ LOGIN_ENDPOINT }}">登录 Log in</a></p></body></html>
+"""
+
+
+#: A refusal answered over HTTP (403) before any page is built; ``{message}`` is escaped.
+REFUSED_HTML = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><title>citytwin {title}</title>
+<style>body {{ background:#0e1320; color:#e8eaf0; font-family: "Noto Sans CJK SC",
+"Microsoft YaHei", system-ui, sans-serif; display:flex; align-items:center;
+justify-content:center; height:100vh; margin:0; }} main {{ background:#1b2233;
+padding:2.5em 3em; border-radius:12px; max-width:40em; }} a {{ color:#9fd3ff; }}
+h1 {{ font-size:1.4em; }}</style></head>
+<body><main class="ct-refused"><h1>无权访问 · Not allowed ({title})</h1><p>{message}</p>
+<p><a href="/cockpit">驾驶舱 Cockpit</a> · <a href="{login}">换个账号登录 Log in as someone
+else</a></p></main></body></html>
 """
 
 
@@ -95,27 +120,64 @@ def local_path(target: str | None) -> str | None:
     return target
 
 
-class TwinAuthProvider(BasicAuthProvider):
-    """Panel's login/logout flow with passwords checked against the workspace's users."""
+def _client(handler: Any) -> tuple[str, str]:
+    return handler.request.remote_ip or "", handler.request.headers.get("User-Agent", "")
 
-    def __init__(self, workspace: Any, **kwargs: Any) -> None:
+
+class TwinAuthProvider(BasicAuthProvider):
+    """Panel's login/logout flow with passwords checked against the workspace's users.
+
+    A login opens a server-side session (:class:`twin.sessions.Sessions`) whose id travels
+    in its own signed cookie; every request, the websocket included, is someone's only
+    while that session is open (:func:`dashboards.security.request_user`). The login form
+    carries a CSRF token (Tornado's ``_xsrf`` double-submit cookie). ``secure`` marks every
+    cookie ``Secure`` (HTTPS only).
+    """
+
+    def __init__(self, workspace: Any, *, secure: bool = False, **kwargs: Any) -> None:
         self.workspace = workspace  # before super(): Bokeh validates the handlers there
+        self.secure = secure
         super().__init__(**kwargs)
         self._login_template = jinja2.Template(LOGIN_HTML, autoescape=True)
         self._logout_template = jinja2.Template(LOGOUT_HTML, autoescape=True)
 
     @property
+    def get_user(self) -> Callable[[Any], str | None]:
+        workspace = self.workspace
+
+        def get_user(handler: Any) -> str | None:
+            user = request_user(handler, workspace)
+            if user and isinstance(handler, WebSocketHandler):
+                pn.state._active_users[user] += 1  # as Panel counts them (it uncounts on close)
+            return user
+
+        return get_user
+
+    @property
     def login_handler(self) -> type[BasicLoginHandler]:
         workspace, endpoint, template = (self.workspace, self._login_endpoint,
                                          self._login_template)
+        secure = self.secure
 
         class TwinLoginHandler(BasicLoginHandler):
             _login_endpoint = endpoint
             _login_template = template
 
+            def get(self) -> None:
+                next_url = local_path(self.get_argument("next", "") or None)
+                if next_url:
+                    self.set_cookie("next_url", next_url, httponly=True, samesite="Lax",
+                                    secure=secure)
+                self.set_header("Cache-Control", "no-store")
+                self.write(self._login_template.render(
+                    login_endpoint=self._login_endpoint,
+                    errormessage=self.get_argument("error", ""),
+                    xsrf_token=self.xsrf_token.decode("ascii")))
+
             def _validate(self, username: str, password: str) -> bool:
                 try:
-                    Users(workspace).authenticate(username, password)
+                    Users(workspace).authenticate(username, password,
+                                                  address=self.request.remote_ip or "")
                 except AuthError:
                     return False
                 return True
@@ -124,11 +186,28 @@ class TwinAuthProvider(BasicAuthProvider):
                 # Not sent along with another site's requests (login CSRF, cross-site posts).
                 kwargs.setdefault("samesite", "Lax")
                 kwargs.setdefault("httponly", True)
+                if secure:
+                    kwargs.setdefault("secure", True)
                 super().set_secure_cookie(name, value, **kwargs)
 
+            def check_xsrf_cookie(self) -> None:
+                try:
+                    super().check_xsrf_cookie()
+                except tornado.web.HTTPError:
+                    # A form posted from another site, or a login page from before the
+                    # cookies were cleared: say so, log nothing alarming, log nobody in.
+                    self.set_status(403)
+                    self.finish(REFUSED_HTML.format(
+                        title="403", message=html.escape(
+                            "登录表单无法验证，请重新打开登录页 · the login form could not be "
+                            "verified; open the login page again"), login=endpoint))
+
             def post(self) -> None:
+                self.check_xsrf_cookie()
+                if self._finished:  # refused: no valid CSRF token
+                    return
                 username = self.get_argument("username", "")
-                address = self.request.remote_ip or ""
+                address, agent = _client(self)
                 throttle = LoginThrottle(workspace)
                 wait = throttle.wait_s(username, address)
                 if wait > 0:  # not even checked: the same answer whether the name exists
@@ -140,9 +219,15 @@ class TwinAuthProvider(BasicAuthProvider):
                     return
                 if self._validate(username, self.get_argument("password", "")):
                     throttle.succeeded(username)
+                    sessions = Sessions(workspace)
+                    session_id = sessions.open(username, address=address, user_agent=agent)
+                    self.set_secure_cookie(SESSION_COOKIE, session_id,
+                                           expires_days=sessions.days,
+                                           path=pn.config.cookie_path)
                     self.set_current_user(username)
                     # "/" is Panel's page index: the people logging in want the cockpit.
                     target = local_path(self.get_cookie("next_url", None))
+                    self.clear_cookie("next_url")
                     self.redirect(target if target and target != "/" else "/cockpit")
                 else:  # generic message; the name and password are not echoed back
                     throttle.failed(username, address)
@@ -154,11 +239,21 @@ class TwinAuthProvider(BasicAuthProvider):
 
     @property
     def logout_handler(self) -> type[LogoutHandler]:
-        template, endpoint = self._logout_template, self._login_endpoint
+        template, endpoint, workspace = (self._logout_template, self._login_endpoint,
+                                         self.workspace)
 
         class TwinLogoutHandler(LogoutHandler):
             _logout_template = template
             _login_endpoint = endpoint
+
+            def get(self) -> None:
+                # The session ends on the server: a copy of the cookie opens nothing after.
+                days = float(workspace.config["security"]["session_days"])
+                Sessions(workspace).end(request_session(self, days),
+                                        address=self.request.remote_ip or "")
+                self.clear_cookie(SESSION_COOKIE, path=pn.config.cookie_path)
+                self.set_header("Cache-Control", "no-store")
+                super().get()
 
         return TwinLogoutHandler
 
@@ -218,6 +313,40 @@ def _local_resources() -> None:
         doc._template_variables.setdefault("dist_url", "/" + LOCAL_DIST)
 
 
+def _watch_session(workspace: Any) -> None:
+    """Close this page once its login session is revoked (checked every
+    ``security.session_check_s``): the browser is sent to the login, and the server drops
+    the page's websocket a few seconds later whatever the browser does."""
+    doc = pn.state.curdoc
+    context = getattr(doc, "session_context", None)
+    request = getattr(context, "request", None)
+    if doc is None or request is None:
+        return
+    days = float(workspace.config["security"]["session_days"])
+    raw = (request.cookies or {}).get(SESSION_COOKIE)
+    session_id = tornado.web.decode_signed_value(_SERVER["secret"], SESSION_COOKIE, raw,
+                                                 max_age_days=days) if raw else None
+    location = pn.state.location
+    sessions = Sessions(workspace)
+    period_ms = int(float(workspace.config["security"]["session_check_s"]) * 1000)
+
+    def drop() -> None:
+        server_session = getattr(context, "_session", None)
+        for connection in list(getattr(server_session, "_subscribed_connections", ())):
+            with contextlib.suppress(Exception):
+                connection._socket.close(4001, "session revoked")
+
+    def check() -> None:
+        if sessions.check(session_id.decode("ascii", "replace") if session_id else None):
+            return
+        callback.stop()
+        if location is not None:
+            location.param.update(reload=True, pathname="/login", search="", hash="")
+        pn.state.add_periodic_callback(drop, period=3000, count=1)
+
+    callback = pn.state.add_periodic_callback(check, period=period_ms)
+
+
 def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any:
     """The cockpit for the current request's user (``action`` checked here, on the server).
 
@@ -239,6 +368,7 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
         return _refusal(str(exc), page_lang)
     view = Cockpit(state=state, kiosk=kiosk)
     pn.state.onload(view.start_callbacks)
+    _watch_session(workspace)
     pn.state.on_session_destroyed(_release_memory)
     title = f"{workspace.config.display_name(page_lang)} · {label('title', page_lang)}"
     editor = (f'<a href="/zones" class="ct-to-zones">{label("zone_editor", page_lang)}</a> · '
@@ -260,6 +390,7 @@ def _session(workspace: Any, lang: str) -> tuple[str, User | None]:
     page_lang = args.get("lang", [lang.encode()])[0].decode()
     if page_lang not in ("zh", "en"):
         page_lang = lang
+    _watch_session(workspace)
     return page_lang, current_user(workspace, pn.state.user)
 
 
@@ -317,6 +448,8 @@ def catalog_page(workspace: Any, lang: str) -> Any:
 
 #: The running server's cookie secret, which also signs the catalog's upload tickets.
 _SERVER: dict[str, str] = {"secret": ""}
+#: Descriptors of the directories under tmp/ this server claims (kept open while it runs).
+_CLAIMS: list[int] = []
 
 
 def _release_memory(session_context: Any) -> None:
@@ -349,15 +482,69 @@ def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[]
     return {"cockpit": cockpit, "detail": detail, "zones": zones, "catalog": catalog}
 
 
+#: Which action each page needs (checked over HTTP before the page is built, and again by
+#: the page itself).
+PAGE_ACTIONS = {"/cockpit": "view_cockpit", "/detail": "view_fine_cases",
+                "/zones": "edit_zones", "/catalog": "ingest_layers"}
+
+
+def _refusal_template(root: Any) -> str:
+    """Write the 403 page Panel answers when :func:`authorize` refuses; return its path.
+
+    Panel renders it with ``error_msg`` (the user and the page); the table of which roles
+    open which page comes from :data:`twin.users.PERMISSIONS`.
+    """
+    from twin.users import PERMISSIONS, ROLE_LABELS
+
+    rows = "".join(
+        f"<tr><td>{html.escape(path)}</td><td>"
+        + "、".join(f"{html.escape(ROLE_LABELS[r][0])} {r}" for r in sorted(PERMISSIONS[action]))
+        + "</td></tr>" for path, action in PAGE_ACTIONS.items())
+    message = ("您的角色无权打开此页 · Your role may not open this page: "
+               "{{ error_msg }}</p><table><tr><th>页面 page</th><th>可打开的角色 roles</th></tr>"
+               f"{rows}</table><p>请联系管理员 · ask an administrator for another role")
+    page = REFUSED_HTML.format(title="403", message=message, login="/logout")
+    path = Path(root) / "cache" / "refused.html"
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".refused.{os.getpid()}.part")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return str(path)
+
+
+def authorize(workspace: Any) -> Callable[[Any, str], bool]:
+    """Panel's ``authorize_callback``: may this request's user open this page (HTTP 403 if
+    not, before anything is built)?"""
+
+    def callback(user_info: Any, path: str) -> bool:
+        action = PAGE_ACTIONS.get("/" + path.strip("/").split("/")[0])
+        if action is None:
+            return True
+        name = (user_info or {}).get("user") if isinstance(user_info, dict) else None
+        return can_user(workspace, name or pn.state.user, action)
+
+    return callback
+
+
+def can_user(workspace: Any, name: str | None, action: str) -> bool:
+    """Whether the user called ``name`` (loaded afresh) may do ``action``."""
+    user = current_user(workspace, name)
+    return user is not None and not user.disabled and can(user.role, action)
+
+
 def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
           lang: str | None = None, show: bool = False, threaded: bool = False,
           cookie_secret: str | None = None, allow_origin: list[str] | None = None,
-          num_procs: int = 1, on_ready: Callable[[], None] | None = None) -> Any:
+          num_procs: int = 1, on_ready: Callable[[], None] | None = None,
+          tls_cert: str | None = None, tls_key: str | None = None,
+          behind_https: bool = False) -> Any:
     """Serve the pages of ``workspace`` with login (returns the server or its thread).
 
     ``num_procs`` > 1 forks that many server processes sharing the port (Linux); each warms
     its own shared situation, and they share the precomputed days through the workspace's
     ``cache/situation``. ``on_ready`` is called in each process once it listens.
+    ``tls_cert``/``tls_key`` serve HTTPS; ``behind_https`` trusts a reverse proxy's
+    ``X-Forwarded-For``/``X-Forwarded-Proto``. Either marks every cookie ``Secure``.
     """
     os.environ.setdefault("BOKEH_RESOURCES", "server")
     pn.config.oauth_expiry = SESSION_DAYS
@@ -367,25 +554,39 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
     # Kept in the workspace, so that a restart keeps every kiosk screen logged in.
     secret = (cookie_secret or os.environ.get("TWIN_COOKIE_SECRET")
               or workspace_cookie_secret(workspace.root))
-    provider = TwinAuthProvider(workspace, login_endpoint="/login",
-                                logout_endpoint="/logout")
-    origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     extra: dict[str, Any] = {"num_procs": num_procs} if num_procs > 1 else {}
-    from dashboards.catalog_http import catalog_patterns
+    secure = bool(tls_cert) or behind_https
+    provider = TwinAuthProvider(workspace, login_endpoint="/login",
+                                logout_endpoint="/logout", secure=secure)
+    pn.config.authorize_callback = authorize(workspace)
+    pn.config.auth_template = _refusal_template(workspace.root)
+    limits = workspace.config["security"]
+    if tls_cert:
+        extra.update(ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+    origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    from dashboards.catalog_http import UPLOADS, catalog_patterns
     from dashboards.ogc import ogc_patterns
 
     _SERVER["secret"] = secret
+    # The catalog's uploads live between requests: claimed for as long as the server runs,
+    # so that another process opening the workspace does not clean them away.
+    _CLAIMS.append(workspace.claim_tmp(UPLOADS))
     server = pn.serve(make_pages(workspace, lang), port=port, address=address, show=show,
                       extra_patterns=[*ogc_patterns(workspace),
                                       *catalog_patterns(workspace, secret)],
                       threaded=threaded, cookie_secret=secret, auth_provider=provider,
                       websocket_origin=origins, title="citytwin", start=threaded, **extra,
-                      transforms=[SecurityHeaders],
+                      transforms=[SecurityHeaders], use_xheaders=behind_https,
+                      websocket_max_message_size=int(
+                          limits["max_websocket_message_mb"] * 2**20),
+                      http_server_kwargs={"max_body_size": int(limits["max_body_mb"] * 2**20),
+                                          "xheaders": behind_https},
                       # a closed page's session goes within seconds, not Bokeh's 15 s + 17 s
                       unused_session_lifetime_milliseconds=5_000,
                       check_unused_sessions_milliseconds=3_000)
     if threaded:
         return server
+    harden_routes(server._tornado)
     # From here on we are in the (forked) process that serves: warm its situation in the
     # background so that the first screen finds today's picture ready.
     shared = shared_situation(workspace.root)

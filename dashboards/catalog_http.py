@@ -29,6 +29,7 @@ from typing import Any
 
 import tornado.web
 
+from dashboards.security import request_user
 from twin.errors import AuthError, TwinError
 from twin.users import UnknownUserError, Users, require
 
@@ -95,9 +96,8 @@ class _UserHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     def _user(self) -> Any:
-        # The login sets the user name as a signed cookie (Panel's basic auth), as it is.
-        raw = self.get_secure_cookie("user")
-        name = raw.decode("utf-8", "replace") if raw else None
+        # The user of an open server-side session only (a revoked one's cookie opens nothing).
+        name = request_user(self, self.workspace)
         try:
             user = Users(self.workspace).get(name) if name else None
         except UnknownUserError:

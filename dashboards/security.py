@@ -8,12 +8,19 @@
   be read across sites. A fuller CSP is still to come.
 - :func:`cookie_secret`: the secret that signs session cookies, kept in the workspace
   (``cookie_secret``, mode 0600), so that a restart does not log every kiosk screen out.
+- :func:`request_user`: the user of a request, only while its server-side session is open
+  (:class:`twin.sessions.Sessions`): the signed ``user`` cookie alone opens nothing.
+- :func:`harden_routes`: two of Panel's handlers answered hostile requests with a traceback
+  in the log and a 500: ``autoload.js`` without a login (it awaited the login redirect), and
+  ``/components/..%2f…`` (it imported whatever module the URL named). Their routes get
+  stricter subclasses: no login, 403; a module outside our own packages, 404.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -21,7 +28,17 @@ from typing import Any
 import tornado.httputil
 import tornado.web
 
-__all__ = ["SECRET_FILE", "SECURITY_HEADERS", "SecurityHeaders", "cookie_secret"]
+from twin.sessions import Sessions
+
+__all__ = ["SECRET_FILE", "SECURITY_HEADERS", "SESSION_COOKIE", "SecurityHeaders",
+           "cookie_secret", "harden_routes", "request_session", "request_user"]
+
+#: Packages whose components' resources (``/components/MODULE/CLASS/…``) pages may load.
+COMPONENT_PACKAGES = frozenset({"panel", "bokeh", "dashboards", "layers"})
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+#: The cookie holding the server-side session's id (signed, HttpOnly, SameSite=Lax).
+SESSION_COOKIE = "citytwin_session"
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -72,3 +89,73 @@ def cookie_secret(root: str | os.PathLike[str]) -> str:
     finally:
         tmp.unlink(missing_ok=True)
     return value
+
+
+def request_session(handler: tornado.web.RequestHandler, max_age_days: float) -> str | None:
+    """The session id the request's signed cookie carries (None when absent or forged)."""
+    raw = handler.get_secure_cookie(SESSION_COOKIE, max_age_days=max_age_days)
+    return raw.decode("ascii", "replace") if raw else None
+
+
+def request_user(handler: tornado.web.RequestHandler, workspace: Any) -> str | None:
+    """The name of the request's user while its session is open, else None.
+
+    Both signed cookies must agree: the ``user`` one Panel reads for ``pn.state.user`` and
+    the session id, whose row in the workspace database says whether it is still open.
+    """
+    days = float(workspace.config["security"]["session_days"])
+    raw = handler.get_secure_cookie("user", max_age_days=days)
+    session = request_session(handler, days)
+    if not raw or not session:
+        return None
+    name = raw.decode("utf-8", "replace")
+    return name if Sessions(workspace).check(session) == name else None
+
+
+def _strict_components(base: type) -> type:
+    class StrictComponentResources(base):  # type: ignore[misc, valid-type]
+        """Panel's component resources, for modules of our own packages only."""
+
+        def parse_url_path(self, path: str) -> str:
+            module = path.split("/", 1)[0]
+            if not _MODULE.fullmatch(module) or module.split(".")[0] not in COMPONENT_PACKAGES:
+                raise tornado.web.HTTPError(404, "Component not found")
+            return str(super().parse_url_path(path))
+
+    return StrictComponentResources
+
+
+def _guarded_autoload(base: type) -> type:
+    class GuardedAutoload(base):  # type: ignore[misc, valid-type]
+        """Bokeh's autoload script, refused with 403 (not a 500) without a login."""
+
+        async def get(self, *args: Any, **kwargs: Any) -> None:
+            if self.current_user is None:
+                self.send_error(403)
+                return
+            await super().get(*args, **kwargs)
+
+    return GuardedAutoload
+
+
+def harden_routes(app: tornado.web.Application) -> int:
+    """Swap Panel's autoload and component handlers for stricter ones; returns how many."""
+    from panel.io.server import AutoloadJsHandler, ComponentResourceHandler
+
+    swapped = 0
+
+    def walk(router: Any) -> None:
+        nonlocal swapped
+        for rule in getattr(router, "rules", []):
+            target = rule.target
+            if isinstance(target, type) and issubclass(target, ComponentResourceHandler):
+                rule.target = _strict_components(target)
+                swapped += 1
+            elif isinstance(target, type) and issubclass(target, AutoloadJsHandler):
+                rule.target = _guarded_autoload(target)
+                swapped += 1
+            elif not isinstance(target, type):
+                walk(target)
+
+    walk(app.default_router)
+    return swapped

@@ -12,9 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,8 +112,9 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
                "mapping": mapping_dict, "encoding": encoding, "limits": limits,
                "bbox": list(workspace.config.bbox) if workspace.config.bbox else None,
                "base_resolution": workspace.config.base_resolution}
-    workdir = Path(tempfile.mkdtemp(prefix="citytwin-ingest-"))
-    try:
+    # Under the workspace's tmp/, claimed while this runs: a killed ingest leaves nothing in
+    # the system's temporary directory, and the next open of the workspace cleans it up.
+    with workspace.scratch_dir("ingest-") as workdir:
         request["workdir"] = str(workdir)
         try:
             result = run_sandboxed(
@@ -145,8 +144,6 @@ def ingest_file(workspace: Workspace, path: str | Path, *, kind: str, name: str 
                                       content_key=content_key, author=author, note=note)
             report.status = "published"
         return report
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _publish(workspace: Workspace, result: dict[str, Any], kind: str,

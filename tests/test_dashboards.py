@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import fused_demo
+from tests.logins import form_token
 
 PASSWORD = "demo-pass-123"
 
@@ -185,11 +186,13 @@ def test_served_pages_log_in_and_load_nothing_external(demo, tmp_path: Path) -> 
         assert "ct-login" in login and not _external(login)
         # not logged in: the cockpit sends to the login page
         assert "ct-login" in opener.open(f"{base}/cockpit", timeout=10).read().decode()
+        token = form_token(login)
         bad = opener.open(f"{base}/login", data=urllib.parse.urlencode(
-            {"username": "demo", "password": "wrong-password"}).encode(), timeout=10)
+            {"username": "demo", "password": "wrong-password", "_xsrf": token}).encode(),
+            timeout=10)
         assert "error=" in bad.geturl()
         good = opener.open(f"{base}/login", data=urllib.parse.urlencode(
-            {"username": "demo", "password": PASSWORD}).encode(), timeout=30)
+            {"username": "demo", "password": PASSWORD, "_xsrf": token}).encode(), timeout=30)
         assert good.geturl().endswith("/cockpit")
         page = good.read().decode()
         assert "bokeh" in page.lower() and not _external(page), _external(page)

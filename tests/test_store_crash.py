@@ -159,3 +159,48 @@ def test_busy_database_gives_a_retryable_error(workspace: Workspace) -> None:
     assert not (ws.root / "layers" / "buildings").exists() or not any(
         (ws.root / "layers" / "buildings").iterdir())
     assert ws.publish("buildings", "buildings", make_buildings(5)).version == 1
+
+
+def test_a_killed_ingest_leaves_its_scratch_in_the_workspace_and_the_next_open_cleans_it(
+        workspace: Workspace, tmp_path: Path) -> None:
+    """Finding: a killed `twin ingest` left `citytwin-ingest-*` (sandbox request, log, result
+    Parquet) in the system temp directory in about a third of kills; nothing cleaned it."""
+    import tempfile
+
+    source = tmp_path / "buildings.gpkg"
+    make_buildings(60_000).to_file(source, driver="GPKG")
+    system_tmp = Path(tempfile.gettempdir())
+    before = set(system_tmp.glob("citytwin-ingest-*"))
+    twin = str(Path(sys.executable).with_name("twin"))
+    proc = subprocess.Popen([twin, "ingest", str(workspace.root), str(source), "--kind",
+                             "buildings", "--name", "buildings"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    scratch: list[Path] = []
+    while not scratch and proc.poll() is None and time.monotonic() < deadline:
+        scratch = list(workspace.tmp_dir.glob("ingest-*"))
+        time.sleep(0.01)
+    assert scratch, "the ingest made no scratch directory under the workspace's tmp/"
+    time.sleep(0.3)  # into the sandbox's work
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert set(system_tmp.glob("citytwin-ingest-*")) == before
+    assert scratch[0].exists()
+    reopened = Workspace.open(workspace.root)
+    assert scratch[0].relative_to(workspace.root).as_posix() in reopened.recovered
+    assert not scratch[0].exists()
+    assert reopened.layers() == []
+
+
+def test_a_scratch_directory_in_use_survives_another_process_opening_the_workspace(
+        workspace: Workspace) -> None:
+    with workspace.scratch_dir("ingest-") as scratch:
+        (scratch / "request.json").write_text("{}")
+        child = subprocess.run(
+            [sys.executable, "-c", "import sys; from twin import Workspace; "
+             "print(Workspace.open(sys.argv[1]).recovered)", str(workspace.root)],
+            capture_output=True, text=True, check=True, cwd=ROOT)
+        assert child.stdout.strip() == "[]"
+        assert (scratch / "request.json").exists()
+    assert not scratch.exists()

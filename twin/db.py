@@ -107,6 +107,22 @@ MIGRATIONS: list[str] = [
         last_failure_at TEXT NOT NULL
     )
     """,
+    # 8: server-side login sessions (twin.sessions): only the session id's SHA-256.
+    """
+    CREATE TABLE sessions (
+        id_sha256     TEXT PRIMARY KEY,
+        user          TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        last_seen_at  TEXT NOT NULL,
+        expires_at    TEXT NOT NULL,
+        address       TEXT NOT NULL DEFAULT '',
+        user_agent    TEXT NOT NULL DEFAULT '',
+        revoked_at    TEXT,
+        revoked_by    TEXT,
+        revoke_reason TEXT
+    );
+    CREATE INDEX sessions_user ON sessions (user, revoked_at);
+    """,
 ]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.

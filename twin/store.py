@@ -54,12 +54,17 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["FactSet", "LayerInfo", "LayerVersion", "Workspace", "audit", "check_layer_name",
+__all__ = ["CLAIM_NAME", "FactSet", "LayerInfo", "LayerVersion", "Workspace", "audit",
+           "check_layer_name", "claim_dir",
            "default_author", "utc_now", "write_layer_parquet"]
 
 CONFIG_NAME = "twin.toml"
 DB_NAME = "twin.db"
 LOCK_NAME = ".publish.lock"
+#: A file in a directory under ``tmp/`` that a live process holds a lock on: the directory
+#: is in use, and :meth:`Workspace.recover` leaves it alone until that process is gone.
+CLAIM_NAME = ".claim"
+
 _LAYER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
@@ -123,6 +128,30 @@ class FactSet:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
         return {**asdict(self), "path": str(self.path)}
+
+
+def claim_dir(path: Path) -> int:
+    """Claim the directory ``path`` for this process: returns the descriptor whose shared
+    lock is the claim (close it to let go). :meth:`Workspace.recover` skips claimed
+    directories."""
+    fd = os.open(path / CLAIM_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _in_use(entry: Path) -> bool:
+    """Whether a directory in ``tmp/`` is claimed by a live process (see :func:`claim_dir`)."""
+    try:
+        fd = os.open(entry / CLAIM_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def utc_now() -> str:
@@ -311,6 +340,35 @@ class Workspace:
         finally:
             os.close(fd)  # closing releases the lock
 
+    @contextmanager
+    def scratch_dir(self, prefix: str) -> Iterator[Path]:
+        """A private directory under ``tmp/`` (mode 0700) for one job, removed at the end.
+
+        While the job runs it is claimed (a lock held on its ``.claim``), so another process
+        opening the workspace leaves it alone; if the job is killed, the lock goes with it
+        and the next :meth:`open` removes the directory with the other leftovers.
+        """
+        import tempfile
+
+        # Made and claimed under the shared publish lock: recover() (which needs it
+        # exclusively) never sees the directory unclaimed.
+        with self._publish_lock(exclusive=False):
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir))
+            fd = claim_dir(path)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            os.close(fd)
+
+    def claim_tmp(self, name: str) -> int:
+        """Make ``tmp/NAME/`` if needed and claim it for this process (e.g. the server's
+        uploads, which live between requests); returns the descriptor holding the claim."""
+        with self._publish_lock(exclusive=False):
+            path = self.tmp_dir / name
+            path.mkdir(mode=0o700, exist_ok=True)
+            return claim_dir(path)
+
     def recover(self) -> list[str]:
         """Remove the leftovers of publishes that crashed; return what was removed.
 
@@ -321,6 +379,8 @@ class Workspace:
             if not free:
                 return removed
             for leftover in sorted(self.tmp_dir.iterdir()):
+                if _in_use(leftover):
+                    continue
                 _remove(leftover)
                 removed.append(leftover.relative_to(self.root).as_posix())
             with self.connect() as conn:
@@ -435,11 +495,34 @@ class Workspace:
                 f"({path}); restore it from a backup or roll back to another version")
         return path
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Return the newest ``limit`` audit rows, newest first."""
+    def audit_log(self, limit: int = 100, *, since: str | None = None,
+                  user: str | None = None, action: str | None = None
+                  ) -> list[dict[str, Any]]:
+        """Return the newest ``limit`` audit rows, newest first.
+
+        Parameters
+        ----------
+        since
+            Only rows at or after this UTC time or date (ISO 8601, e.g. ``2026-12-01`` or
+            ``2026-12-01T08:00``).
+        user
+            Only rows this user (or token) made or that concern them (actor or target).
+        action
+            Only actions starting with this, e.g. ``users.`` or ``zones.save``.
+        """
+        sql, args = "SELECT * FROM audit WHERE 1 = 1", []
+        if since:
+            sql += " AND at >= ?"
+            args.append(since)
+        if user:
+            sql += " AND (actor = ? OR target = ?)"
+            args.extend([user, user])
+        if action:
+            sql += " AND action LIKE ? ESCAPE '\\'"
+            args.append(action.replace("\\", "\\\\").replace("%", "\\%")
+                        .replace("_", "\\_") + "%")
         with self.connect() as conn:
-            rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?",
-                                (limit,)).fetchall()
+            rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
     # -- writing -------------------------------------------------------------------------
@@ -765,7 +848,8 @@ class Workspace:
         """Return every integrity problem of the workspace (empty when it is sound).
 
         Checks ``PRAGMA integrity_check``, that every version's file exists with its recorded
-        size (and SHA-256 when ``hashes``), and that every layer's current version exists.
+        size (and SHA-256 when ``hashes``), that every layer's current version exists, and
+        that every fact set's directory exists.
         """
         problems = []
         with self.connect() as conn:
@@ -778,6 +862,9 @@ class Workspace:
                 problems.append(f"layer {r[0]!r}: current version {r[1]} does not exist")
             rows = conn.execute("SELECT layer, version, file, file_bytes, file_sha256 "
                                 "FROM layer_versions ORDER BY layer, version").fetchall()
+            fact_dirs = [r[0] for r in conn.execute("SELECT dir FROM fact_sets ORDER BY id")]
+        problems.extend(f"fact set {d}: directory is missing" for d in fact_dirs
+                        if not (self.root / d).is_dir())
         for r in rows:
             path = self.root / r["file"]
             where = f"layer {r['layer']!r} version {r['version']}"

@@ -36,6 +36,7 @@ from twin.errors import (
     UserInputError,
     WeakPasswordError,
 )
+from twin.sessions import revoke_user_sessions
 from twin.store import audit, utc_now
 
 if TYPE_CHECKING:
@@ -413,10 +414,15 @@ class Users:
             conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?",
                          (password_hash, utc_now(), name))
             audit(conn, actor=who, action="users.passwd", target=name, detail={})
+            revoke_user_sessions(conn, name, actor=who, reason="password")
             return _user(self._existing(conn, name))
 
-    def change_password(self, name: str, old_password: str, new_password: str) -> User:
+    def change_password(self, name: str, old_password: str, new_password: str, *,
+                        keep_session: str | None = None) -> User:
         """A user changes their own password, proving the old one first.
+
+        Every other session of the user is revoked; ``keep_session`` (the hash of the
+        session making the change) stays open.
 
         Raises
         ------
@@ -430,6 +436,7 @@ class Users:
                          (password_hash, utc_now(), name))
             audit(conn, actor=name, action="users.passwd", target=name,
                    detail={"self": True})
+            revoke_user_sessions(conn, name, actor=name, reason="password", keep=keep_session)
             return _user(self._existing(conn, name))
 
     def set_role(self, name: str, role: str, *, actor: User | str) -> User:
@@ -468,10 +475,13 @@ class Users:
                          (int(disabled), utc_now(), name))
             audit(conn, actor=who, action="users.disable" if disabled else "users.enable",
                    target=name, detail={})
+            if disabled:
+                revoke_user_sessions(conn, name, actor=who, reason="disabled")
             return _user(self._existing(conn, name))
 
     # -- login --------------------------------------------------------------------------
-    def authenticate(self, name: str, password: str, *, record_login: bool = True) -> User:
+    def authenticate(self, name: str, password: str, *, record_login: bool = True,
+                     address: str = "") -> User:
         """The user whose name and password these are; records the login.
 
         Unknown names, wrong passwords and disabled users all fail with the same message and
@@ -504,6 +514,8 @@ class Users:
             if rehash is not None:
                 conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
                              (rehash, name))
-            audit(conn, actor=name, action="users.login", target=name,
-                   detail={"rehashed": True} if rehash else {})
+            detail: dict[str, Any] = {"address": address} if address else {}
+            if rehash:
+                detail["rehashed"] = True
+            audit(conn, actor=name, action="users.login", target=name, detail=detail)
             return _user(self._existing(conn, name))

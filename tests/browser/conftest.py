@@ -120,11 +120,12 @@ def _answers(url: str) -> bool:
 def served(command: Sequence[str], *, port: int | None = None, ready_path: str = "/",
            timeout: float = 60.0, env: dict[str, str] | None = None,
            cwd: str | os.PathLike[str] | None = None, stop_timeout: float = 10.0,
-           ) -> Iterator[str]:
+           log_path: str | os.PathLike[str] | None = None) -> Iterator[str]:
     """Run ``command`` (``"{port}"`` in an argument is replaced by a free port) in its own
     process group, wait (at most ``timeout`` s) until ``http://127.0.0.1:PORT{ready_path}``
     answers HTTP, yield ``http://127.0.0.1:PORT`` and stop the whole group at the end
-    (SIGTERM, then SIGKILL after ``stop_timeout`` s).
+    (SIGTERM, then SIGKILL after ``stop_timeout`` s). Its output goes to ``log_path`` if
+    given (for a test to read), else to a temporary file.
 
     Fails with the command's output if it exits or does not answer in time.
     """
@@ -134,7 +135,8 @@ def served(command: Sequence[str], *, port: int | None = None, ready_path: str =
     full_env = {**os.environ, **(env or {})}
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         full_env.pop(name, None)
-    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty server never blocks
+    log_file = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
+    with log_file as log:  # a file, not a pipe: a chatty server never blocks
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=full_env, cwd=cwd,
                                 start_new_session=True)

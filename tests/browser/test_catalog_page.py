@@ -38,6 +38,7 @@ import pytest
 
 from tests.browser.conftest import requests_outside_localhost, served
 from tests.conftest import fused_demo
+from tests.logins import login_cookie
 
 pytestmark = pytest.mark.browser
 
@@ -354,12 +355,7 @@ def test_5_viewers_and_planners_are_refused(chromium: Any, app: tuple[str, Any, 
 
 # -- the upload endpoint, as an attacker on the loopback would use it -------------------------
 def _cookie(base: str, user: str) -> str:
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
-                                         urllib.request.ProxyHandler({}))
-    opener.open(f"{base}/login", data=urllib.parse.urlencode(
-        {"username": user, "password": PASSWORD}).encode(), timeout=30).read()
-    return "; ".join(f"{c.name}={c.value}" for c in jar)
+    return login_cookie(base, user, PASSWORD)
 
 
 def _post(base: str, name: str, body: bytes, *, cookie: str, ticket: str | None,

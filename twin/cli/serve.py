@@ -23,22 +23,34 @@ __all__ = ["register"]
 @click.option("--allow-origin", multiple=True,
               help="Host[:port] browsers may reach the server as (repeatable; default the "
                    "address and localhost).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Serve HTTPS with this certificate (PEM); cookies are then Secure.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The private key of --tls-cert (PEM).")
+@click.option("--behind-https", is_flag=True,
+              help="Behind a reverse proxy that terminates HTTPS: trust its X-Forwarded-* "
+                   "headers for the client address, and mark cookies Secure.")
 def serve_cmd(workspace: Path, port: int, lang: str | None, address: str, num_procs: int,
-              allow_origin: tuple[str, ...]) -> None:
+              allow_origin: tuple[str, ...], tls_cert: str | None, tls_key: str | None,
+              behind_https: bool) -> None:
     """Serve the dashboards of WORKSPACE: log in at /login, the cockpit is /cockpit.
 
     \b
-    Wall screen: open /cockpit?kiosk=1 and log in once as a viewer; the signed session
-    cookie keeps it logged in (30 days). Set TWIN_COOKIE_SECRET to keep sessions valid
-    across restarts. Nothing is loaded from other hosts (no CDN, web fonts or map tiles).
+    Wall screen: open /cockpit?kiosk=1 and log in once as a viewer; its session lasts
+    security.session_days (30) and survives restarts (the cookie secret is kept in the
+    workspace). `twin users WORKSPACE sessions list|revoke` shows and ends sessions.
+    Nothing is loaded from other hosts (no CDN, web fonts or map tiles).
     """
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together: give both PEM files")
     from dashboards.app import serve
 
     ws = Workspace.open(workspace)
-    url = f"http://{address}:{port}/cockpit"
+    url = f"{'https' if tls_cert else 'http'}://{address}:{port}/cockpit"
     procs = f", {num_procs} processes" if num_procs > 1 else ""
     serve(ws, port=port, address=address, lang=lang, show=False, num_procs=num_procs,
-          allow_origin=list(allow_origin) or None,
+          allow_origin=list(allow_origin) or None, tls_cert=tls_cert, tls_key=tls_key,
+          behind_https=behind_https,
           on_ready=lambda: click.echo(f"citytwin cockpit: {url} (log in at /login{procs})",
                                       err=True))
 

@@ -1,4 +1,4 @@
-"""Commands on the workspace store: ``init``, ``check`` and ``layers``."""
+"""Commands on the workspace store: ``init``, ``check``, ``layers`` and ``audit``."""
 
 from __future__ import annotations
 
@@ -218,7 +218,118 @@ def layers_export(workspace: Path, name: str, out: Path, version: int | None, fm
     emit({"path": str(path)}, as_json, f"wrote {path}")
 
 
+def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A date or a time (ISO 8601; local times without a zone are taken as UTC), as the
+    audit log stores times."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date or time; use e.g. 2026-12-01 or "
+                                 "2026-12-01T08:00 (UTC)") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    return when.isoformat(timespec="microseconds") + "Z"
+
+
+@click.command("audit")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.option("--since", callback=_since, metavar="DATE|TIME",
+              help="Only entries at or after this UTC date or time, e.g. 2026-12-01.")
+@click.option("--user", default=None,
+              help="Only entries this user or token made, or that concern them.")
+@click.option("--action", default=None,
+              help="Only actions starting with this, e.g. users. or zones.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
+              help="At most this many entries (the newest).")
+@json_option
+def audit_cmd(workspace: Path, since: str | None, user: str | None, action: str | None,
+              limit: int, as_json: bool) -> None:
+    """The audit log, oldest first: who did what, when and from where (logins and logouts,
+    failed logins and lockouts, sessions revoked, token use, every zone and catalog change).
+    """
+    rows = Workspace.open(workspace).audit_log(limit, since=since, user=user, action=action)
+    rows.reverse()
+
+    def text() -> str:
+        if not rows:
+            return "no audit entries match 无匹配的审计记录"
+        return table([[r["at"][:19].replace("T", " "), r["actor"], r["action"], r["target"],
+                       r["detail"].get("address", "") if isinstance(r["detail"], dict) else "",
+                       _detail_text(r["detail"])] for r in rows],
+                     ["时间 at (UTC)", "操作者 actor", "操作 action", "对象 target",
+                      "地址 address", "详情 detail"])
+
+    emit(rows, as_json, text)
+
+
+def _detail_text(detail: Any, width: int = 60) -> str:
+    import json
+
+    if not isinstance(detail, dict):
+        return str(detail)[:width]
+    rest = {k: v for k, v in detail.items() if k != "address"}
+    text = json.dumps(rest, ensure_ascii=False, default=str) if rest else ""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+@click.command("backup")
+@click.argument("workspace", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@json_option
+def backup_cmd(workspace: Path, out: Path, as_json: bool) -> None:
+    """Back WORKSPACE up into the new directory OUT, safely while `twin serve` runs.
+
+    OUT gets the database as of one instant, every layer and fact file it refers to,
+    twin.toml, the cookie secret and a manifest of hashes; the copy is checked before it is
+    named OUT. Keep backups where only administrators can read them (OUT is mode 0700).
+    """
+    from twin.backup import backup
+
+    ws = Workspace.open(workspace)
+    with click.progressbar(length=1, label="备份 backing up", file=_progress_file(as_json),
+                           show_pos=True) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        result = backup(ws, out, on_progress=progress)
+    emit(result, as_json, f"backed up {ws.root} to {result['path']}: "
+                          f"{len(result['files'])} files, {result['bytes'] / 2**20:.1f} MB, "
+                          f"checked, in {result['seconds']:.1f} s")
+
+
+@click.command("restore")
+@click.argument("backup_dir", metavar="BACKUP", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
+@json_option
+def restore_cmd(backup_dir: Path, target: Path, as_json: bool) -> None:
+    """Restore BACKUP (a directory `twin backup` wrote) as a new workspace at TARGET.
+
+    Every file is checked against the backup's manifest, and the restored workspace passes
+    `twin check` before it is named TARGET. TARGET must not exist or be empty: to replace a
+    workspace, stop `twin serve`, move the old one aside, restore, and start it again.
+    """
+    from twin.backup import restore
+
+    result = restore(backup_dir, target)
+    emit(result, as_json, f"restored {result['files']} files "
+                          f"({result['bytes'] / 2**20:.1f} MB) from the backup of "
+                          f"{result['backup_created_at']} to {result['path']}; `twin check` ok")
+
+
+def _progress_file(as_json: bool) -> Any:
+    """Progress to standard error on a terminal only (never into --json output)."""
+    import io
+    import sys
+
+    return sys.stderr if sys.stderr.isatty() and not as_json else io.StringIO()
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the ``twin`` group."""
-    for command in (init_cmd, check_cmd, layers_group):
+    for command in (init_cmd, check_cmd, layers_group, audit_cmd, backup_cmd, restore_cmd):
         cli.add_command(command)
