@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -55,59 +54,10 @@ def _cookie(base: str, user: str, password: str) -> str:
     return login_cookie(base, user, password)
 
 
-async def _one(base: str, cookie: str) -> tuple[float, int]:
-    """GET the cockpit, pull its document over the websocket: (seconds, document bytes)."""
-    from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-    from tornado.websocket import websocket_connect
-
-    started = time.perf_counter()
-    page = await AsyncHTTPClient().fetch(HTTPRequest(f"{base}/cockpit",
-                                                     headers={"Cookie": cookie},
-                                                     request_timeout=300))
-    html = page.body.decode()
-    token = re.search(r'"token":\s*"([^"]+)"', html)
-    if token is None:
-        raise RuntimeError(f"no session token in the cockpit page: {html[:300]}")
-    ws_url = base.replace("http://", "ws://") + "/cockpit/ws"
-    conn = await websocket_connect(HTTPRequest(ws_url, headers={"Cookie": cookie},
-                                               request_timeout=300),
-                                   subprotocols=["bokeh", token.group(1)])
-    received = 0
-    try:
-        while True:  # ACK first (three frames: header, metadata, content)
-            frame = await conn.read_message()
-            if frame is None:
-                raise RuntimeError("websocket closed before ACK")
-            received += len(frame)
-            if '"msgtype":"ACK"' in str(frame).replace(" ", ""):
-                await conn.read_message()
-                await conn.read_message()
-                break
-        header = json.dumps({"msgid": "1", "msgtype": "PULL-DOC-REQ"})
-        for part in (header, "{}", "{}"):
-            await conn.write_message(part)
-        while True:  # the reply: header, metadata, content (+ binary buffers)
-            frame = await conn.read_message()
-            if frame is None:
-                raise RuntimeError("websocket closed before the document arrived")
-            received += len(frame)
-            if isinstance(frame, str) and '"msgtype":"PULL-DOC-REPLY"' in frame.replace(" ", ""):
-                head = json.loads(frame)
-                buffers = int(head.get("num_buffers", 0))
-                for _ in range(2 + 2 * buffers):
-                    part = await conn.read_message()
-                    received += len(part or "")
-                break
-    finally:
-        conn.close()
-    return time.perf_counter() - started, received
-
-
 async def _many(base: str, cookie: str, n: int) -> list[tuple[float, int]]:
-    from tornado.httpclient import AsyncHTTPClient
+    from tests.bokeh_client import open_many
 
-    AsyncHTTPClient.configure(None, max_clients=max(10, n))
-    return list(await asyncio.gather(*(_one(base, cookie) for _ in range(n))))
+    return await open_many(base, cookie, n)
 
 
 def _answers(url: str) -> bool:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import shutil
@@ -40,6 +42,16 @@ UPLOADS = "uploads"
 _TICKET_HOURS = 12
 _NAME = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff .()+-]{0,150}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+#: Room left on the disk beyond an upload's own size (for the ingest that follows it).
+_SPARE_BYTES = 64 * 2**20
+
+
+def _disk_full(size: int, free: int) -> str:
+    return (f"服务器磁盘空间不足，未保存任何内容 · the server's disk is full: the upload needs "
+            f"{size / 2**20:,.1f} MB and {free / 2**20:,.1f} MB are free; nothing was kept. "
+            "Ask the administrator to free space in the workspace's disk, then upload again")
 
 
 def make_ticket(secret: str, user: str, *, hours: float = _TICKET_HOURS) -> str:
@@ -151,11 +163,20 @@ class UploadHandler(_UserHandler):
                        f"{self.limit / 2**20:,.0f} MB limit (ingest.max_file_mb in twin.toml)")
             return
         self.request.connection.set_max_body_size(self.limit)
+        uploads = Path(self.workspace.tmp_dir) / UPLOADS
+        free = shutil.disk_usage(uploads if uploads.is_dir() else self.workspace.tmp_dir).free
+        if int(length) + _SPARE_BYTES > free:
+            self._fail(507, _disk_full(int(length), free))
+            return
         upload_id = secrets.token_urlsafe(18)
-        self.folder = Path(self.workspace.tmp_dir) / UPLOADS / upload_id
-        self.folder.mkdir(parents=True, mode=0o700)
-        self.path = self.folder / name
-        self.handle = open(self.path, "xb")  # noqa: SIM115 - closed in post/on_finish
+        self.folder = uploads / upload_id
+        try:
+            self.folder.mkdir(parents=True, mode=0o700)
+            self.path = self.folder / name
+            self.handle = open(self.path, "xb")  # noqa: SIM115 - closed in post/on_finish
+        except OSError as exc:
+            self._stop(exc)
+            return
         self.upload_id = upload_id
 
     def data_received(self, chunk: bytes) -> None:
@@ -166,12 +187,31 @@ class UploadHandler(_UserHandler):
             self._discard()
             self._fail(413, f"the file is larger than the {self.limit / 2**20:,.0f} MB limit")
             return
-        self.handle.write(chunk)
+        try:
+            self.handle.write(chunk)
+        except OSError as exc:
+            self._stop(exc)
+
+    def _stop(self, exc: OSError) -> None:
+        """The disk (or the file system) refused a write: keep nothing, say why."""
+        self._discard()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(self.workspace.tmp_dir).free
+            self._fail(507, _disk_full(self.received, free))
+        else:
+            self._fail(500, f"the server could not store the upload ({exc.strerror}); nothing "
+                       "was kept; tell the administrator")
 
     def post(self) -> None:
         if self.handle is None:
             return
-        self.handle.close()
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+        except OSError as exc:
+            self._stop(exc)
+            return
         self.handle = None
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"upload": self.upload_id, "name": self.path.name,

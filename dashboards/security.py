@@ -5,7 +5,12 @@
   with ``Content-Security-Policy: frame-ancestors 'none'`` (no page may be framed by another
   site), ``Referrer-Policy: same-origin``, and no ``Access-Control-Allow-*`` header at all:
   Bokeh's ``autoload.js`` answers any origin, with credentials, and nothing here is meant to
-  be read across sites. A fuller CSP is still to come.
+  be read across sites. The content security policy allows our own origin only; what else
+  it allows is what the pages were seen to need in Chromium (``tests/browser``' ``page``
+  fixture fails a test on any violation): inline scripts and styles (Bokeh's document and
+  component styles), ``blob:`` scripts and fetches (Panel's ES-module shims compile our
+  components into blobs) and ``wasm-unsafe-eval`` (deck.gl's loaders). No other origin, no
+  ``eval``, no plugins, no framing, forms post only here.
 - :func:`cookie_secret`: the secret that signs session cookies, kept in the workspace
   (``cookie_secret``, mode 0600), so that a restart does not log every kiosk screen out.
 - :func:`request_user`: the user of a request, only while its server-side session is open
@@ -44,7 +49,12 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Content-Security-Policy": "; ".join([
+        "default-src 'self'", "script-src 'self' 'unsafe-inline' blob: 'wasm-unsafe-eval'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:", "font-src 'self' data:", "connect-src 'self' blob: data:",
+        "worker-src 'self' blob:", "object-src 'none'", "base-uri 'self'",
+        "form-action 'self'", "frame-ancestors 'none'"]),
 }
 #: The cookie secret's file in the workspace.
 SECRET_FILE = "cookie_secret"  # noqa: S105 (a file name, not a secret)

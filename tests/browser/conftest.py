@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -189,6 +190,26 @@ def chromium() -> Iterator[object]:
         playwright.stop()
 
 
+_CSP_MARK = "citytwin-csp-violation"
+
+
+def watch_csp(context: Any) -> list[str]:
+    """Record every content-security-policy violation of ``context``'s pages (the list
+    fills as they happen): the server's policy must allow what the pages need."""
+    violations: list[str] = []
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        f"'{_CSP_MARK} ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + "
+        "(e.sourceFile || '') + ':' + e.lineNumber))")
+
+    def on_console(message: Any) -> None:
+        if message.text.startswith(_CSP_MARK):
+            violations.append(message.text.removeprefix(_CSP_MARK).strip())
+
+    context.on("console", on_console)
+    return violations
+
+
 @pytest.fixture
 def recorded() -> list[str]:
     """Every URL the ``page`` fixture's page requested, in order."""
@@ -217,6 +238,7 @@ def page(request: pytest.FixtureRequest, chromium: object, recorded: list[str]) 
         service_workers="block", locale="zh-CN", timezone_id="Asia/Shanghai")
     context.set_default_timeout(30_000)
     context.route("**/*", _route_local_only)
+    violations = watch_csp(context)
     new_page = context.new_page()
     new_page.on("request", lambda req: recorded.append(req.url))
     try:
@@ -225,3 +247,4 @@ def page(request: pytest.FixtureRequest, chromium: object, recorded: list[str]) 
         context.close()
     outside = requests_outside_localhost(recorded)
     assert not outside, f"requests left localhost: {outside}"
+    assert not violations, f"the content security policy blocked: {violations}"

@@ -36,7 +36,7 @@ from typing import Any
 import pyogrio
 import pytest
 
-from tests.browser.conftest import requests_outside_localhost, served
+from tests.browser.conftest import requests_outside_localhost, served, watch_csp
 from tests.conftest import fused_demo
 from tests.logins import login_cookie
 
@@ -99,6 +99,7 @@ def gis_page(chromium: Any, app: tuple[str, Any, Path]) -> Iterator[Any]:
                                    accept_downloads=True)
     context.set_default_timeout(30_000)
     context.on("request", lambda req: recorded.append(req.url))
+    violations = watch_csp(context)
     try:
         page = context.new_page()
         _log_in(page, app[0], "gis")
@@ -108,6 +109,7 @@ def gis_page(chromium: Any, app: tuple[str, Any, Path]) -> Iterator[Any]:
         context.close()
     outside = requests_outside_localhost(recorded)
     assert not outside, f"requests left localhost: {outside}"
+    assert not violations, f"the content security policy blocked: {violations}"
 
 
 def test_1_upload_the_buildings_zip_publishes_a_new_version(

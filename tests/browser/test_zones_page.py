@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.browser.conftest import _route_local_only, nonblank, requests_outside_localhost, served
+from tests.browser.conftest import (
+    _route_local_only,
+    nonblank,
+    requests_outside_localhost,
+    served,
+    watch_csp,
+)
 from tests.conftest import fused_demo
 from twin import grid
 
@@ -99,6 +105,7 @@ def planner(chromium: Any, app: tuple[str, Any]) -> Iterator[Any]:
     first render cost seconds); no request of it may leave the machine."""
     recorded: list[str] = []
     context = _context(chromium, recorded)
+    violations = watch_csp(context)
     try:
         page = context.new_page()
         _open_zones(page, app[0], "plan")
@@ -107,6 +114,7 @@ def planner(chromium: Any, app: tuple[str, Any]) -> Iterator[Any]:
         context.close()
     outside = requests_outside_localhost(recorded)
     assert not outside, f"requests left localhost: {outside}"
+    assert not violations, f"the content security policy blocked: {violations}"
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -643,7 +651,9 @@ def test_viewer_and_gis_are_refused_and_get_no_map(app, page) -> None:
         _log_in(page, base, user, password, "/zones")
         page.locator(".ct-refused").first.wait_for()
         text = page.locator(".ct-refused").first.inner_text()
-        assert "无权访问" in text and "edit zones" in text, text
+        # Refused over HTTP (403) before anything is built, saying which roles may.
+        assert "无权访问" in text and "403" in text and user in text, text
+        assert "/zones\t管理员 admin、防控规划 planner" in text, text
         page.wait_for_timeout(500)  # whatever else the page would build
         assert page.locator(".ct-zone-map").count() == 0
         assert page.locator(".ct-zones-map").count() == 0
