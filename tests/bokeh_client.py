@@ -30,10 +30,13 @@ class Screen:
     def __init__(self, conn: Any, seconds: float, received: int, doc: Any = None) -> None:
         self.conn, self.seconds, self.received, self.doc = conn, seconds, received, doc
         self.patches = 0
+        self.frames: list[str] = []  # the text frames pushed since drain() started
+        self.keep_frames = False
         self._msgid = 100
 
-    def find(self, name: str, css_class: str) -> str | None:
-        """The id of the first model of type ``name`` with ``css_class`` (None if absent)."""
+    def find(self, name: str | None, css_class: str) -> str | None:
+        """The id of the first model of type ``name`` (any type for None) with
+        ``css_class`` (None if absent)."""
         stack = [self.doc]
         while stack:
             item = stack.pop()
@@ -42,7 +45,8 @@ class Screen:
                 classes = attrs.get("css_classes") or []
                 if isinstance(classes, dict):  # Bokeh may send a list as {"type": "list", …}
                     classes = classes.get("entries") or classes.get("items") or []
-                if item.get("name") == name and css_class in classes:
+                if (name is None or item.get("name") == name) and css_class in classes \
+                        and "id" in item:
                     return str(item["id"])
                 stack.extend(item.values())
             elif isinstance(item, list):
@@ -62,6 +66,14 @@ class Screen:
                            "msg_data": {"type": "event", "name": "document_ready",
                                         "values": {"type": "map", "entries": []}}})
 
+    async def event(self, name: str, model_id: str, **values: Any) -> None:
+        """Send a UI event of model ``model_id``, e.g. ``button_click``, or ``data_event``
+        with ``data=`` (what a custom component's ``model.send_msg`` sends)."""
+        entries = [["model", {"id": model_id}], *([k, v] for k, v in values.items())]
+        await self._patch({"kind": "MessageSent", "msg_type": "bokeh_event",
+                           "msg_data": {"type": "event", "name": name,
+                                        "values": {"type": "map", "entries": entries}}})
+
     async def change(self, model_id: str, attr: str, value: Any) -> None:
         """Send the change of ``attr`` of model ``model_id`` to ``value`` (a PATCH-DOC)."""
         await self._patch({"kind": "ModelChanged", "model": {"id": model_id}, "attr": attr,
@@ -76,6 +88,24 @@ class Screen:
             self.received += len(frame)
             if isinstance(frame, str) and '"msgtype":"PATCH-DOC"' in frame.replace(" ", ""):
                 self.patches += 1
+            if self.keep_frames and isinstance(frame, str) and len(frame) > 2:
+                self.frames.append(frame)
+
+    async def wait_for(self, text: str, timeout: float = 60.0) -> bool:
+        """Wait until the document as sent, or a frame pushed since (kept with
+        ``keep_frames``), contains ``text``; returns whether one did in time."""
+        needle = json.dumps(text)[1:-1]
+        if text in json.dumps(self.doc, ensure_ascii=False):
+            return True
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            for frame in self.frames[seen:]:
+                if needle in frame or text in frame:
+                    return True
+            seen = len(self.frames)
+            await asyncio.sleep(0.2)
+        return False
 
     @property
     def open(self) -> bool:
