@@ -1,12 +1,14 @@
 """The dashboards server: pages and auth only (the work is in state, views and twin).
 
-- One Panel server with pages (``/cockpit`` now; zones and catalog later), served by
+- One Panel server with pages (``/cockpit``, ``/detail``, ``/zones``, ``/catalog``), served by
   :func:`serve` (``twin serve``).
 - Login: Panel's basic-auth flow with our own provider: passwords are checked by
-  :meth:`twin.users.Users.authenticate` (scrypt hashes in the workspace database), the login
-  and logout pages are our own HTML (nothing from a CDN), and the session cookie is signed.
-- Every page loads the user afresh from the workspace and calls
-  :func:`twin.users.require` on the server before building anything.
+  :meth:`twin.users.Users.authenticate` (scrypt hashes in the workspace database), throttled
+  (:mod:`twin.throttle`), behind a CSRF token; the login and logout pages are our own HTML
+  (nothing from a CDN). A login opens a server-side session (:mod:`twin.sessions`) that
+  every request and every open page checks, and that logout revokes.
+- A page a role may not open answers 403 before anything is built (:func:`authorize`);
+  every page also loads the user afresh and calls :func:`twin.users.require` itself.
 - Offline: resources are served by this server (``BOKEH_RESOURCES=server``, Panel's
   ``resources="server"``); pages are plain Panel layouts (no template) and load nothing external.
 """
@@ -49,7 +51,8 @@ from twin.sessions import Sessions
 from twin.throttle import LoginThrottle
 from twin.users import AuthError, UnknownUserError, User, Users, can, require
 
-__all__ = ["LOGIN_HTML", "TwinAuthProvider", "current_user", "local_path", "make_pages", "serve"]
+__all__ = ["LOGIN_HTML", "PAGE_ACTIONS", "REFUSED_HTML", "TwinAuthProvider", "authorize",
+           "can_user", "current_user", "local_path", "make_pages", "serve"]
 
 #: Cookie lifetime in days (a wall screen logs in once).
 SESSION_DAYS = 30
@@ -98,7 +101,8 @@ REFUSED_HTML = """<!doctype html>
 "Microsoft YaHei", system-ui, sans-serif; display:flex; align-items:center;
 justify-content:center; height:100vh; margin:0; }} main {{ background:#1b2233;
 padding:2.5em 3em; border-radius:12px; max-width:40em; }} a {{ color:#9fd3ff; }}
-h1 {{ font-size:1.4em; }}</style></head>
+h1 {{ font-size:1.4em; }} th, td {{ text-align:left; padding:.2em 1.2em .2em 0; }}
+</style></head>
 <body><main class="ct-refused"><h1>无权访问 · Not allowed ({title})</h1><p>{message}</p>
 <p><a href="/cockpit">驾驶舱 Cockpit</a> · <a href="{login}">换个账号登录 Log in as someone
 else</a></p></main></body></html>

@@ -1,4 +1,4 @@
-"""``twin serve``: the dashboards server (cockpit; zone editor and layer catalog to come)."""
+"""``twin serve``: the dashboards server (cockpit, zone editor, layer catalog, OGC API)."""
 
 from __future__ import annotations
 
