@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "DateError",
     "DemoDataError",
+    "EventTransitionError",
     "FactsNotFoundError",
     "FeaturesError",
     "ForecastError",
@@ -251,6 +252,10 @@ class ZoneMergeConflict(ZoneConflictError):  # noqa: N818 - the name the editor 
 
 class NoZonesError(TwinError, LookupError):
     """Zone-level planning was asked for but the workspace has no zones yet."""
+
+
+class EventTransitionError(TwinError, ValueError):
+    """An event was asked to move in a way its state machine does not allow."""
 
 
 class SupplyError(TwinError, ValueError):
