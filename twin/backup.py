@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 
 from twin import db
 from twin.errors import StoreCorruptError, UserInputError
-from twin.store import CONFIG_NAME, DB_NAME, Workspace
+from twin.store import CONFIG_NAME, DB_NAME, Workspace, sha256_file
 
 __all__ = ["MANIFEST", "backup", "restore", "verify_backup"]
 
@@ -35,15 +34,6 @@ MANIFEST = "manifest.json"
 FORMAT = "citytwin-backup"
 #: Files of the workspace root kept besides the database and the referenced data.
 _ROOT_FILES = (CONFIG_NAME, "cookie_secret")
-_CHUNK = 1 << 20
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _empty_target(path: Path, what: str) -> None:
@@ -144,19 +134,17 @@ def backup(workspace: Workspace, out: str | os.PathLike[str], *,
         for i, rel in enumerate(files):
             _copy(workspace.root / rel, partial / rel)
             entries[rel] = {"bytes": (partial / rel).stat().st_size,
-                            "sha256": _sha256(partial / rel)}
+                            "sha256": sha256_file(partial / rel)}
             if on_progress is not None:
                 on_progress(i + 1, len(files))
-        entries[DB_NAME] = {"bytes": (partial / DB_NAME).stat().st_size,
-                            "sha256": _sha256(partial / DB_NAME)}
         problems = _verified(partial)
         if problems:
             raise StoreCorruptError(
                 f"the backup of {workspace.root} failed its check: {'; '.join(problems[:5])}; "
                 f"run `twin check {workspace.root}` on the workspace itself")
-        # The check opened the copy (and may have migrated nothing): hash the database last.
+        # Hashed after the check, which opened the copy.
         entries[DB_NAME] = {"bytes": (partial / DB_NAME).stat().st_size,
-                            "sha256": _sha256(partial / DB_NAME)}
+                            "sha256": sha256_file(partial / DB_NAME)}
         conn = sqlite3.connect(f"file:{partial / DB_NAME}?mode=ro", uri=True)
         try:
             schema = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -202,7 +190,7 @@ def verify_backup(path: str | os.PathLike[str]) -> dict[str, Any]:
             problems.append(f"{rel}: not a path inside the backup")
         elif not file.is_file():
             problems.append(f"{rel}: missing")
-        elif file.stat().st_size != entry["bytes"] or _sha256(file) != entry["sha256"]:
+        elif file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:
             problems.append(f"{rel}: differs from the manifest (damaged or changed)")
     if problems:
         raise StoreCorruptError(f"backup {root} is damaged: {'; '.join(problems[:5])}"

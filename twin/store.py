@@ -54,9 +54,20 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["CLAIM_NAME", "FactSet", "LayerInfo", "LayerVersion", "Workspace", "audit",
-           "check_layer_name", "claim_dir",
-           "default_author", "utc_now", "write_layer_parquet"]
+__all__ = [
+    "CLAIM_NAME",
+    "FactSet",
+    "LayerInfo",
+    "LayerVersion",
+    "Workspace",
+    "audit",
+    "check_layer_name",
+    "claim_dir",
+    "default_author",
+    "sha256_file",
+    "utc_now",
+    "write_layer_parquet",
+]
 
 CONFIG_NAME = "twin.toml"
 DB_NAME = "twin.db"
@@ -173,7 +184,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MB chunks (hex)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -710,7 +722,7 @@ class Workspace:
                     write(fh)
                     fh.flush()
                     os.fsync(fh.fileno())
-                file_sha256, file_bytes = _sha256(part), part.stat().st_size
+                file_sha256, file_bytes = sha256_file(part), part.stat().st_size
                 final_dir.mkdir(exist_ok=True)
                 part.replace(final)
                 _fsync_dir(final_dir)
@@ -873,7 +885,7 @@ class Workspace:
             elif path.stat().st_size != r["file_bytes"]:
                 problems.append(f"{where}: file {r['file']} has {path.stat().st_size} bytes, "
                                 f"expected {r['file_bytes']}")
-            elif hashes and _sha256(path) != r["file_sha256"]:
+            elif hashes and sha256_file(path) != r["file_sha256"]:
                 problems.append(f"{where}: file {r['file']} has been modified (SHA-256 differs)")
         return problems
 
