@@ -38,7 +38,7 @@ _NEED_KEYS = {"unit": str, "per_capita_daily": float, "tiers": list, "population
               "basis": str}
 
 # Sections whose keys are user-defined names (each value is checked separately).
-_OPEN_TABLES = {("needs",)}
+_OPEN_TABLES = {("needs",), ("events", "categories")}
 # Keys that are optional and therefore absent from the defaults.
 _OPTIONAL_KEYS = {("city", "bbox")}
 #: Keys of earlier releases that are read and ignored, so that old workspaces still open: the
@@ -357,6 +357,8 @@ def _check_values(cfg: dict[str, Any]) -> list[str]:
     if privacy["suppress_below"] < 1:
         problems.append("'privacy.suppress_below' must be at least 1")
 
+    problems.extend(_events_problems(cfg["events"], cfg["needs"]))
+
     security = cfg["security"]
     for key, value in security.items():
         if (value <= 0 and key != "login_free_failures") or value < 0:
@@ -364,6 +366,64 @@ def _check_values(cfg: dict[str, Any]) -> list[str]:
     if security["login_lockout_failures"] <= security["login_free_failures"]:
         problems.append("'security.login_lockout_failures' must be above "
                         "'security.login_free_failures'")
+    return problems
+
+
+_PRIORITIES = ("urgent", "high", "normal", "low")
+_CATEGORY_KEYS = {"zh": str, "en": str, "synonyms": list, "due_hours": dict,
+                  "lockdown_due_hours": float}
+_CATEGORY_OPTIONAL = {"need": str, "need_per_request": float}
+
+
+def _events_problems(events: dict[str, Any], needs: dict[str, Any]) -> list[str]:
+    problems = [f"'events.{key}' must be positive, got {events[key]}"
+                for key in ("duplicate_window_hours", "escalation_hours",
+                            "escalation_check_minutes") if events[key] <= 0]
+    if events["duplicate_radius_m"] < 0:
+        problems.append("'events.duplicate_radius_m' must not be negative")
+    categories = events["categories"]
+    if "other" not in categories:
+        problems.append("'events.categories' needs an 'other' category (it takes the reports "
+                        "that match no category)")
+    for name, cat in categories.items():
+        where = f"'events.categories.{name}'"
+        if not isinstance(cat, dict):
+            problems.append(f"{where} must be a table with keys {', '.join(_CATEGORY_KEYS)}")
+            continue
+        known = {**_CATEGORY_KEYS, **_CATEGORY_OPTIONAL}
+        for key in cat:
+            if key not in known:
+                hint = difflib.get_close_matches(key, list(known), n=1)
+                problems.append(f"unknown key 'events.categories.{name}.{key}'"
+                                + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        for key, kind in known.items():
+            if key not in cat:
+                if key in _CATEGORY_KEYS:
+                    problems.append(f"{where} lacks {key!r}")
+            elif not _same_type(kind(), cat[key]):
+                problems.append(f"'events.categories.{name}.{key}' must be "
+                                f"{_type_name(kind())}, got {cat[key]!r}")
+        due = cat.get("due_hours")
+        if isinstance(due, dict):
+            missing = [p for p in _PRIORITIES if p not in due]
+            extra = [p for p in due if p not in _PRIORITIES]
+            if missing or extra:
+                problems.append(f"'events.categories.{name}.due_hours' must give hours for "
+                                f"exactly {', '.join(_PRIORITIES)}; "
+                                + ("lacks " + ", ".join(missing) if missing else
+                                   "unknown " + ", ".join(extra)))
+            elif not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                         for v in due.values()):
+                problems.append(f"'events.categories.{name}.due_hours' values must be positive "
+                                "hours")
+        if isinstance(cat.get("lockdown_due_hours"), (int, float)) and \
+                cat["lockdown_due_hours"] <= 0:
+            problems.append(f"'events.categories.{name}.lockdown_due_hours' must be positive")
+        if "need" in cat and cat["need"] not in needs:
+            problems.append(f"'events.categories.{name}.need' is {cat['need']!r}, which is not "
+                            f"a need; use one of {', '.join(needs)}")
+        if ("need" in cat) != ("need_per_request" in cat):
+            problems.append(f"{where}: give both 'need' and 'need_per_request', or neither")
     return problems
 
 

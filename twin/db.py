@@ -123,6 +123,70 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sessions_user ON sessions (user, revoked_at);
     """,
+    # 9: grid staff and residents' requests (twin.events). The event row keeps where it is and
+    # a copy of its current state (for queues); the state comes from event_steps, which is
+    # append-only (triggers refuse updates and deletes).
+    """
+    CREATE TABLE grid_staff (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        unit       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        phone      TEXT NOT NULL DEFAULT '',
+        role       TEXT NOT NULL,
+        user       TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX grid_staff_unit ON grid_staff (unit);
+    CREATE INDEX grid_staff_user ON grid_staff (user);
+    CREATE TABLE events (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        ref            TEXT UNIQUE,
+        channel        TEXT NOT NULL,
+        category       TEXT NOT NULL,
+        priority       TEXT NOT NULL,
+        description    TEXT NOT NULL DEFAULT '',
+        address        TEXT NOT NULL DEFAULT '',
+        building_id    TEXT,
+        reporter       TEXT NOT NULL DEFAULT '',
+        phone          TEXT NOT NULL DEFAULT '',
+        lng            REAL NOT NULL,
+        lat            REAL NOT NULL,
+        cell           INTEGER NOT NULL,
+        grid_code      TEXT,
+        community_code TEXT,
+        street_code    TEXT,
+        district_code  TEXT,
+        zone_id        TEXT,
+        zone_tier      TEXT,
+        reported_at    TEXT NOT NULL,
+        due_at         TEXT NOT NULL,
+        duplicate_of   INTEGER REFERENCES events(id),
+        state          TEXT NOT NULL,
+        level          TEXT NOT NULL,
+        unit           TEXT,
+        resolved_at    TEXT,
+        closed_at      TEXT,
+        updated_at     TEXT NOT NULL,
+        created_by     TEXT NOT NULL
+    );
+    CREATE INDEX events_open ON events (state, due_at);
+    CREATE INDEX events_grid ON events (grid_code, state);
+    CREATE INDEX events_caller ON events (phone, category, reported_at);
+    CREATE TABLE event_steps (
+        event_id INTEGER NOT NULL REFERENCES events(id),
+        seq      INTEGER NOT NULL,
+        action   TEXT NOT NULL,
+        actor    TEXT NOT NULL,
+        at       TEXT NOT NULL,
+        note     TEXT NOT NULL DEFAULT '',
+        unit     TEXT,
+        PRIMARY KEY (event_id, seq)
+    );
+    CREATE TRIGGER event_steps_append_only_u BEFORE UPDATE ON event_steps
+    BEGIN SELECT RAISE(ABORT, 'event_steps is append-only'); END;
+    CREATE TRIGGER event_steps_append_only_d BEFORE DELETE ON event_steps
+    BEGIN SELECT RAISE(ABORT, 'event_steps is append-only'); END;
+    """,
 ]
 
 #: Version of the database layout, kept in ``PRAGMA user_version``.
@@ -213,10 +277,17 @@ def create_schema(conn: sqlite3.Connection) -> None:
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
-    # One statement at a time: executescript() would commit the open transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    # One statement at a time: executescript() would commit the open transaction. A trigger's
+    # body holds semicolons, so pieces are joined until they make a complete statement.
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                conn.execute(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        conn.execute(pending)
 
 
 def migrate(conn: sqlite3.Connection, *, timeout: float) -> int:

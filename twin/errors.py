@@ -18,6 +18,8 @@ __all__ = [
     "ConfigError",
     "DateError",
     "DemoDataError",
+    "EventInputError",
+    "EventNotFoundError",
     "EventTransitionError",
     "FactsNotFoundError",
     "FeaturesError",
@@ -256,6 +258,17 @@ class NoZonesError(TwinError, LookupError):
 
 class EventTransitionError(TwinError, ValueError):
     """An event was asked to move in a way its state machine does not allow."""
+
+
+class EventInputError(TwinError, ValueError):
+    """A request or an import file with a value intake cannot use (category, place, time)."""
+
+
+class EventNotFoundError(TwinError, KeyError):
+    """No event with that id or reference."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class SupplyError(TwinError, ValueError):

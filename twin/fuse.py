@@ -41,7 +41,7 @@ from twin.geoarrow import centroids_and_areas, point_coordinates
 from twin.schema import BUILDING_USES, CASE_STATUSES, FACILITY_KINDS
 from twin.store import LayerVersion, Workspace
 
-__all__ = ["ADMIN_LEVELS", "FuseError", "FuseResult", "fuse"]
+__all__ = ["ADMIN_LEVELS", "AdminUnits", "FuseError", "FuseResult", "admin_units", "fuse"]
 
 ADMIN_LEVELS = ("district", "street", "community")
 GROUPS = ("age_65_plus", "children", "elderly_living_alone", "chronic_patients")
@@ -172,7 +172,7 @@ def _float_column(table: pa.Table, name: str) -> np.ndarray:
 
 # -- admin units -------------------------------------------------------------------------------
 @dataclass
-class _Units:
+class AdminUnits:
     """The admin units of each level, with a spatial index."""
 
     frames: dict[str, pd.DataFrame]  # level -> code, name, parent_code, geometry
@@ -251,7 +251,16 @@ _FINEST_FIRST = ("grid", "community", "street", "district")
 _FILL_FROM = 50_000
 
 
-def _load_units(ws: Workspace, entries: list[LayerVersion]) -> _Units:
+def admin_units(ws: Workspace) -> AdminUnits:
+    """The admin units (district to grid) of the workspace's current boundaries layers.
+
+    The same units, chosen the same way, as :func:`fuse` assigns cells to; use
+    :meth:`AdminUnits.assign` to locate cells that arrive later (events, reports).
+    """
+    return _load_units(ws, _sources(ws)["boundaries"])
+
+
+def _load_units(ws: Workspace, entries: list[LayerVersion]) -> AdminUnits:
     frames = [ws.read(e.layer, e.version) for e in entries]
     allb = pd.concat(frames, ignore_index=True)
     units = {}
@@ -264,7 +273,7 @@ def _load_units(ws: Workspace, entries: list[LayerVersion]) -> _Units:
             ).reset_index(drop=True)
     if not units:
         raise FuseError("the boundaries layers hold no district, street or community")
-    return _Units(units)
+    return AdminUnits(units)
 
 
 # -- static facts ------------------------------------------------------------------------------
@@ -344,7 +353,7 @@ def _stocks(ws: Workspace, entry: LayerVersion, facilities: pd.DataFrame | None,
 
 
 def _groups(ws: Workspace, entry: LayerVersion, cells_table: pd.DataFrame,
-            units: _Units, base: int, summary: dict[str, Any]) -> pd.DataFrame:
+            units: AdminUnits, base: int, summary: dict[str, Any]) -> pd.DataFrame:
     """Spread each community's group totals over its cells in proportion to residents."""
     table = ws.read(entry.layer, entry.version)
     table = table.assign(community_code=table["community_code"].astype(str))
@@ -373,7 +382,7 @@ def _groups(ws: Workspace, entry: LayerVersion, cells_table: pd.DataFrame,
     return result
 
 
-def _cells_of_empty_communities(codes: list[str], cells_table: pd.DataFrame, units: _Units,
+def _cells_of_empty_communities(codes: list[str], cells_table: pd.DataFrame, units: AdminUnits,
                                 base: int, summary: dict[str, Any]) -> pd.DataFrame:
     """Cells that take the groups of communities with no residents in the raster, evenly.
 
@@ -401,7 +410,7 @@ def _cells_of_empty_communities(codes: list[str], cells_table: pd.DataFrame, uni
     return pd.concat(rows, ignore_index=True)
 
 
-def _static(ws: Workspace, roles: dict[str, list[LayerVersion]], units: _Units,
+def _static(ws: Workspace, roles: dict[str, list[LayerVersion]], units: AdminUnits,
             out: Path, summary: dict[str, Any], timings: dict[str, float]) -> pd.DataFrame:
     from twin.rasters import allocate_raster
 
@@ -505,7 +514,7 @@ def _static(ws: Workspace, roles: dict[str, list[LayerVersion]], units: _Units,
 
 
 # -- cases ---------------------------------------------------------------------------------------
-def _cases(ws: Workspace, entry: LayerVersion | None, static: pd.DataFrame, units: _Units,
+def _cases(ws: Workspace, entry: LayerVersion | None, static: pd.DataFrame, units: AdminUnits,
            out: Path, summary: dict[str, Any]) -> None:
     base = ws.config.base_resolution
     if entry is None:

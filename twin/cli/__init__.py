@@ -12,6 +12,7 @@ from twin import __version__
 from twin.cli import (
     alerts,
     demo,
+    events,
     fuse,
     ingest,
     risk,
@@ -45,8 +46,8 @@ def cli() -> None:
     """
 
 
-for module in (workspace, ingest, fuse, risk, zones, supply, alerts, users, tokens, serve,
-               demo):
+for module in (workspace, ingest, fuse, risk, zones, supply, alerts, events, users, tokens,
+               serve, demo):
     module.register(cli)
 
 

@@ -116,6 +116,9 @@ def demo_cmd(directory: Path, size: str, seed: int, serve_after: bool, port: int
         with step_progress("fuse", enabled=not as_json) as on_step:
             fused = fuse(ws, author="demo", on_step=on_step)
         prepared = prepare_demo(ws)
+        from twin.events.demo import prepare_events
+
+        prepared["events"] = prepare_events(ws, source, manifest)
     layers = ws.layers()
     data = {"source": str(source), "generated": generated, "workspace": str(ws.root),
             "totals": manifest["totals"], "ingest": [r.to_dict() for r in reports],
@@ -155,7 +158,10 @@ def _prepared_text(prepared: dict[str, Any], ws: Workspace) -> list[str]:
              f"{account['user']}`)")
     return [f"zones 防控区: {len(prepared['activated'])} activated · dispatch routes "
             f"{prepared['dispatch_routes']} · new alerts {prepared['alerts_new']}",
-            f"viewer account 查看账号: {login}"]
+            f"viewer account 查看账号: {login}",
+            *([f"grid events 网格事件: {ev['events']} from the hotline export, {ev['closed']} "
+               f"closed, {ev['escalated']} overdue escalated · grid staff {ev['staff']} · see "
+               f"`twin events {ws.root} list`"] if (ev := prepared.get("events")) else [])]
 
 
 def register(cli: click.Group) -> None:

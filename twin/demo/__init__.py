@@ -26,6 +26,7 @@ from twin.demo import write
 from twin.demo.buildings import BUILDINGS_CRS, USES_ZH, make_buildings
 from twin.demo.cases import DAYS, LAST_DATE, STATUSES, make_cases
 from twin.demo.facilities import make_facilities
+from twin.demo.grid_units import make_grid_units, make_hotline, make_staff
 from twin.demo.layout import (
     CENTRE_LONLAT,
     UTM_CRS,
@@ -61,6 +62,7 @@ STEPS = (
     "stocks",
     "cases",
     "roads",
+    "grid",
     "manifest",
 )
 FIRST_DATE = LAST_DATE - dt.timedelta(days=DAYS - 1)
@@ -241,6 +243,8 @@ def _generate(
             admin.community_4490,
         ),
     ]
+    units = make_grid_units(admin)
+    levels.append(("grids", units.code, units.name, units.parent, "网格", units.geometry_4490))
     layers = []
     for name, codes, names, parents, level, geoms in levels:
         gdf = gpd.GeoDataFrame(
@@ -267,6 +271,7 @@ def _generate(
         districts=len(admin.district_code),
         streets=len(admin.street_code),
         communities=len(admin.community_code),
+        grid_units=len(units.code),
     )
 
     # 3. Buildings ------------------------------------------------------------------------
@@ -471,7 +476,32 @@ def _generate(
     )
     totals["roads"] = len(rgdf)
 
-    # 9. Manifest -------------------------------------------------------------------------
+    # 9. Grid staff and a day of hotline requests -------------------------------------------
+    rng = step("grid")
+    records = []
+    staff = make_staff(rng, units, admin)
+    write.write_csv(tmp / "grid_staff.csv", staff, "utf-8-sig")
+    records.append({"path": "grid_staff.csv", "kind": "grid_staff", "encoding": "UTF-8",
+                    "rows": len(staff), "description": "网格人员: 网格编码 grid unit, 姓名 name, "
+                    "联系电话 phone, 角色 role (网格员/社区干部/志愿者), 登录账号 login"})
+    recent = cases["day"].to_numpy() >= DAYS - 14
+    weights = np.bincount(cases["building"].to_numpy()[recent], minlength=n_b) * 20.0
+    weights += np.where(res_mask, 1.0, 0.0)
+    blon, blat = to_crs(b.x, b.y, "EPSG:4326")
+    address = np.char.add(np.array(admin.community_name, dtype=str)[b.community],
+                          b.block_name[b.block].astype(str))
+    hotline = make_hotline(rng, last, n=max(50, p.residents // 400), building_ids=ids,
+                           lon=np.asarray(blon), lat=np.asarray(blat), weights=weights,
+                           address=address.astype(object))
+    write.write_csv(tmp / "hotline.csv", hotline, "gbk")
+    records.append({"path": "hotline.csv", "kind": "events", "encoding": "GBK",
+                    "rows": len(hotline), "coords": "wgs84",
+                    "description": "12345热线工单导出 (personal data): 工单编号, 受理时间, "
+                    "诉求类别, 紧急程度, 来源渠道, 诉求地址, 建筑编号 or 经度/纬度 (WGS84), 诉求内容, "
+                    "来电人, 联系电话; on the last day"})
+    totals.update(grid_staff=len(staff), hotline_requests=len(hotline))
+
+    # 10. Manifest -------------------------------------------------------------------------
     step("manifest")
     olon, olat = to_crs(*shapely.get_coordinates(outline).T, "EPSG:4326")
     manifest = {
@@ -492,6 +522,7 @@ def _generate(
             "area_km2": round(outline.area / 1e6, 6),
         },
         "files": files,
+        "records": records,
         "totals": totals,
     }
     write.write_json(tmp / _MANIFEST, manifest)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from twin.errors import EventTransitionError
 
 __all__ = ["ACTIONS", "ESCALATION_LEVELS", "OPEN_STATES", "STATES", "EventState", "Step",
-           "apply", "legal_actions", "replay"]
+           "apply", "legal_actions", "replay", "target_of"]
 
 #: Every state an event can be in.
 STATES: tuple[str, ...] = ("reported", "assigned", "accepted", "in_progress", "resolved",
@@ -86,6 +86,11 @@ class EventState:
         return f"{_LABELS[self.state]} {self.state}"
 
 
+def target_of(action: str) -> str:
+    """The state ``action`` leads to (KeyError for an unknown action)."""
+    return _TRANSITIONS[action][1]
+
+
 def legal_actions(state: str) -> list[str]:
     """The actions that may be taken from ``state``, in the usual order."""
     return [a for a, (sources, _) in _TRANSITIONS.items() if state in sources]
@@ -124,7 +129,8 @@ def apply(current: EventState, step: Step) -> EventState:
         unit = step.unit
     resolved_at = step.at if target == "resolved" else (
         None if target == "reopened" else current.resolved_at)
-    closed_at = step.at if target == "closed" else (
+    # The loop ends at confirmed (with the resident) or closed, whichever comes first.
+    closed_at = (current.closed_at or step.at) if target in ("confirmed", "closed") else (
         None if target == "reopened" else current.closed_at)
     return replace(current, state=target, unit=unit, level=level, steps=current.steps + 1,
                    resolved_at=resolved_at, closed_at=closed_at)
