@@ -570,13 +570,14 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
     origins = allow_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     from dashboards.catalog_http import UPLOADS, catalog_patterns
     from dashboards.ogc import ogc_patterns
+    from dashboards.open311 import open311_patterns
 
     _SERVER["secret"] = secret
     # The catalog's uploads live between requests: claimed for as long as the server runs,
     # so that another process opening the workspace does not clean them away.
     _CLAIMS.append(workspace.claim_tmp(UPLOADS))
     server = pn.serve(make_pages(workspace, lang), port=port, address=address, show=show,
-                      extra_patterns=[*ogc_patterns(workspace),
+                      extra_patterns=[*ogc_patterns(workspace), *open311_patterns(workspace),
                                       *catalog_patterns(workspace, secret)],
                       threaded=threaded, cookie_secret=secret, auth_provider=provider,
                       websocket_origin=origins, title="citytwin", start=threaded, **extra,

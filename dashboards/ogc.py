@@ -28,7 +28,7 @@ from twin.features import (
 )
 from twin.tokens import Tokens
 
-__all__ = ["CONFORMANCE", "ogc_patterns"]
+__all__ = ["CONFORMANCE", "TokenHandler", "ogc_patterns"]
 
 #: The conformance classes implemented (and no others).
 CONFORMANCE = [
@@ -40,7 +40,7 @@ _JSON = "application/json"
 _GEOJSON = "application/geo+json"
 
 
-class _Handler(tornado.web.RequestHandler):
+class TokenHandler(tornado.web.RequestHandler):
     """Token check, audit, JSON answers and errors without tracebacks."""
 
     def initialize(self, workspace: Any) -> None:
@@ -109,7 +109,7 @@ class _Handler(tornado.web.RequestHandler):
             raise FeaturesError(f"{name} must be a whole number, got {value!r}") from None
 
 
-class LandingHandler(_Handler):
+class LandingHandler(TokenHandler):
     def get(self) -> None:
         b = self.base
         self._send({
@@ -128,12 +128,12 @@ class LandingHandler(_Handler):
                  "title": "the collections"}]})
 
 
-class ConformanceHandler(_Handler):
+class ConformanceHandler(TokenHandler):
     def get(self) -> None:
         self._send({"conformsTo": CONFORMANCE})
 
 
-class ApiHandler(_Handler):
+class ApiHandler(TokenHandler):
     def get(self) -> None:
         param = {"in": "query", "required": False, "schema": {"type": "string"}}
         self._send({
@@ -182,7 +182,7 @@ class ApiHandler(_Handler):
             "application/vnd.oai.openapi+json;version=3.0")
 
 
-class CollectionsHandler(_Handler):
+class CollectionsHandler(TokenHandler):
     async def get(self) -> None:
         found = await self._answer(collections, self.workspace, self.token.role)
         if found is None:
@@ -193,7 +193,7 @@ class CollectionsHandler(_Handler):
                     "collections": [c.to_dict(self.base) for c in found]})
 
 
-class CollectionHandler(_Handler):
+class CollectionHandler(TokenHandler):
     async def get(self, collection_id: str) -> None:
         found = await self._answer(get_collection, self.workspace,
                                    urllib.parse.unquote(collection_id), self.token.role)
@@ -201,7 +201,7 @@ class CollectionHandler(_Handler):
             self._send(found.to_dict(self.base))
 
 
-class ItemsHandler(_Handler):
+class ItemsHandler(TokenHandler):
     async def get(self, collection_id: str, feature_id: str | None = None) -> None:
         collection_id = urllib.parse.unquote(collection_id)
         try:

@@ -71,7 +71,9 @@ def test_manifest_lists_every_file(city: tuple[Path, dict]) -> None:
     on_disk = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert on_disk == manifest
     paths = {e["path"] for e in manifest["files"]}
-    assert paths | {"manifest.json"} == {p.name for p in out.iterdir()}
+    records = {e["path"] for e in manifest["records"]}
+    assert records == {"grid_staff.csv", "hotline.csv"}
+    assert paths | records | {"manifest.json"} == {p.name for p in out.iterdir()}
     assert {e["kind"] for e in manifest["files"]} == KINDS
     c = manifest["city"]
     assert (c["name"], c["name_en"], c["size"], c["seed"]) == ("示范市", "Demo City", SIZE, 0)

@@ -497,8 +497,8 @@ def _generate(
     records.append({"path": "hotline.csv", "kind": "events", "encoding": "GBK",
                     "rows": len(hotline), "coords": "wgs84",
                     "description": "12345热线工单导出 (personal data): 工单编号, 受理时间, "
-                    "诉求类别, 紧急程度, 来源渠道, 诉求地址, 建筑编号 or 经度/纬度 (WGS84), 诉求内容, "
-                    "来电人, 联系电话; on the last day"})
+                    "诉求类别, 紧急程度, 来源渠道, 诉求地址, 建筑编号 or 经度/纬度 (WGS84), "
+                    "诉求内容, 来电人, 联系电话; on the last day"})
     totals.update(grid_staff=len(staff), hotline_requests=len(hotline))
 
     # 10. Manifest -------------------------------------------------------------------------

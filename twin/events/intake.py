@@ -23,9 +23,9 @@ import pandas as pd
 from twin.errors import EventInputError
 from twin.events.locate import Locator
 from twin.events.rules import Category, classify, parse_channel, parse_priority
-from twin.events.store import INTAKE_COLUMNS
+from twin.events.store import INTAKE_COLUMNS, Event, Events
 
-__all__ = ["COLUMN_NAMES", "Parsed", "normalise", "read_hotline_csv"]
+__all__ = ["COLUMN_NAMES", "Parsed", "normalise", "read_hotline_csv", "submit"]
 
 #: Our column -> the headers hotline exports use for it (compared without case or spaces).
 COLUMN_NAMES: dict[str, tuple[str, ...]] = {
@@ -232,6 +232,39 @@ def normalise(col: dict[str, pd.Series], n: int, locator: Locator,
     return Parsed(frame=frame[keep][list(INTAKE_COLUMNS)].reset_index(drop=True),
                   problems=sorted(problems), unmatched_categories=unmatched, encoding=encoding,
                   rows=n)
+
+
+def submit(events: Events, fields: dict[str, str], *, channel: str, actor: str,
+           source: str, now: dt.datetime | None = None) -> Event:
+    """One request from a form or another system (Open311): checked like an imported row,
+    then taken in; returns the event (a duplicate links to the earlier one).
+
+    ``fields`` holds ``category`` (a code or a word), ``priority``, ``lng``/``lat`` (WGS84) or
+    ``building_id``, ``address``, ``description``, ``reporter`` and ``phone``.
+
+    Raises
+    ------
+    EventInputError
+        Naming what is wrong (unknown category, no place, outside the city).
+    """
+    code = str(fields.get("category", "")).strip()
+    if code not in events.categories and classify(code, events.categories) == ("other", False):
+        raise EventInputError(f"category {code!r} is not a category; use one of "
+                              + ", ".join(f"{c.code} ({c.zh})"
+                                          for c in events.categories.values()))
+    if not fields.get("building_id") and not (fields.get("lat") and fields.get("lng")):
+        raise EventInputError("a request needs its place: lat and long (WGS84), or the id of "
+                              "a building")
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    columns = {c: str(fields.get(c, "") or "") for c in COLUMN_NAMES}
+    columns.update(ref="", reported_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), channel=channel)
+    parsed = normalise({k: pd.Series([v], dtype=object) for k, v in columns.items()}, 1,
+                       events.locator, events.categories,
+                       timezone=events.config["city"]["timezone"], now=now)
+    if parsed.problems:
+        raise EventInputError(parsed.problems[0][1])
+    result = events.intake(parsed.frame, actor=actor, source=source, now=now)
+    return events.get(result.first_id)
 
 
 def _plain(value: object) -> str:

@@ -358,6 +358,36 @@ class Events:
             frame["cell"] = frame["cell"].astype(np.uint64)
         return frame
 
+    def search(self, *, ids: Sequence[int] | None = None, category: str | None = None,
+               since: dt.datetime | pd.Timestamp | None = None,
+               until: dt.datetime | pd.Timestamp | None = None, status: str | None = None,
+               limit: int = 1000) -> list[dict[str, Any]]:
+        """Events (duplicates included) as dicts, newest first: by id, category, reporting
+        time and status (``open``/``closed``); the reporter's name and phone left out."""
+        where, params = [], []
+        if ids:
+            where.append(f"id IN ({','.join('?' * len(ids))})")
+            params.extend(int(i) for i in ids)
+        if category:
+            where.append("category = ?")
+            params.append(category)
+        if since is not None:
+            where.append("reported_at >= ?")
+            params.append(iso(since))
+        if until is not None:
+            where.append("reported_at <= ?")
+            params.append(iso(until))
+        if status is not None:
+            marks = ",".join("?" * len(OPEN_STATES))
+            where.append(f"state {'' if status == 'open' else 'NOT '}IN ({marks})")
+            params.extend(sorted(OPEN_STATES))
+        sql = ("SELECT id, category, description, unit, grid_code, reported_at, updated_at, "  # noqa: S608 - placeholders only
+               "due_at, address, building_id, lat, lng, state, duplicate_of FROM events"
+               + (f" WHERE {' AND '.join(where)}" if where else "")
+               + f" ORDER BY id DESC LIMIT {int(limit)}")
+        with self.workspace.connect() as conn:
+            return [dict(r) for r in conn.execute(sql, params)]
+
     # -- acting ----------------------------------------------------------------------------
     def act(self, event_id: int, action: str, *, actor: str, note: str = "",
             unit: str | None = None, now: dt.datetime | None = None,
