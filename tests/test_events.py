@@ -115,7 +115,8 @@ def test_fusion_gives_every_cell_one_grid_unit_within_its_community(demo) -> Non
     assert (parent == cells["community_code"]).all()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(u=st.floats(0, 1), v=st.floats(0, 1))
 def test_every_point_gets_exactly_one_grid_unit_and_it_holds_the_cell(
         demo_events: Events, u: float, v: float) -> None:
@@ -317,9 +318,10 @@ def test_building_ids_locate_and_gcj02_coordinates_convert(demo, tmp_path: Path)
     parsed = read_hotline_csv(path, events.locator, events.categories, coords="gcj02",
                               now=_utc(48))
     assert parsed.problems == [] and list(parsed.frame["category"]) == ["medical", "medical"]
-    blng, blat = events.locator.buildings(np.array(["B0000001"]))
+    blng, _ = events.locator.buildings(np.array(["B0000001"]))
     assert parsed.frame.at[0, "lng"] == blng[0]
-    assert abs(parsed.frame.at[1, "lng"] - lng) < 1e-5 and abs(parsed.frame.at[1, "lat"] - lat) < 1e-5
+    assert abs(parsed.frame.at[1, "lng"] - lng) < 1e-5
+    assert abs(parsed.frame.at[1, "lat"] - lat) < 1e-5
     assert parsed.frame.at[0, "reported_at"] == pd.Timestamp("2026-04-30T00:00:00Z")
 
 
