@@ -287,6 +287,12 @@ PAGE_CSS = """
 BODY_CSS = "html, body { background: #0e1320; margin: 0; overflow: hidden; }"
 
 
+#: Panel's page with a viewport tag, for pages made for phones (Panel puts "{% extends base %}"
+#: in front of a template given as text).
+PHONE_TEMPLATE = ('{% block postamble %}<meta name="viewport" '
+                  'content="width=device-width, initial-scale=1">{% endblock %}')
+
+
 def _page(title: str, header: str, main: list[Any]) -> Any:
     """A page: the header bar and ``main`` (plain Panel layout; no template to load)."""
     bar = pn.pane.HTML(f'<div class="ct-header"><span class="ct-header-title">'
@@ -377,6 +383,10 @@ def cockpit_page(workspace: Any, lang: str, action: str = "view_cockpit") -> Any
     title = f"{workspace.config.display_name(page_lang)} · {label('title', page_lang)}"
     editor = (f'<a href="/zones" class="ct-to-zones">{label("zone_editor", page_lang)}</a> · '
               if can(user.role, "edit_zones") else "")
+    editor += (f'<a href="/events" class="ct-to-events">{label("events_page", page_lang)}</a> · '
+               if can(user.role, "dispatch_events") else "")
+    editor += (f'<a href="/tasks" class="ct-to-tasks">{label("tasks", page_lang)}</a> · '
+               if user.role == "grid_worker" else "")
     header = "" if kiosk else (
         f'<span class="ct-user">{html.escape(user.name)} ({html.escape(user.role)}) · '
         f'{editor}<a href="/logout">{label("logout", page_lang)}</a></span>')
@@ -450,6 +460,77 @@ def catalog_page(workspace: Any, lang: str) -> Any:
     return _tool_page(workspace, user, page_lang, "catalog", view)
 
 
+def _escalate_periodically(workspace: Any, io_loop: Any) -> None:
+    """Escalate overdue events every ``events.escalation_check_minutes``, off the loop.
+
+    Each serving process runs it; the escalation is one transaction and moves an event's due
+    time on, so two processes never escalate the same event twice.
+    """
+    import logging
+
+    from tornado.ioloop import PeriodicCallback
+
+    from twin.events.store import Events
+
+    def work() -> None:
+        try:
+            Events(workspace).escalate_overdue()
+        except TwinError as exc:  # busy database, no boundaries yet: try again next time
+            logging.getLogger(__name__).warning("escalating overdue events: %s", exc)
+
+    def tick() -> None:
+        threading.Thread(target=work, name="citytwin-escalate", daemon=True).start()
+
+    period_ms = float(workspace.config["events"]["escalation_check_minutes"]) * 60_000
+    PeriodicCallback(tick, period_ms).start()
+    io_loop.add_callback(tick)
+
+
+def events_page(workspace: Any, lang: str) -> Any:
+    """The dispatchers' events page (``dispatch_events``: dispatchers, planners, admins)."""
+    from dashboards.events import EventsPage
+    from dashboards.events_state import EventsState
+
+    page_lang, user = _session(workspace, lang)
+    try:
+        require(user, "dispatch_events")
+        state = EventsState(workspace, user=user, lang=page_lang)
+    except (AuthError, TwinError) as exc:
+        return _refusal(str(exc), page_lang)
+    if pn.state.curdoc is not None:
+        pn.extension("deckgl", "tabulator")
+    view = EventsPage(state=state)
+    pn.state.onload(view.start_callbacks)
+    pn.state.on_session_destroyed(_release_memory)
+    return _tool_page(workspace, user, page_lang, "events_page", view)
+
+
+def tasks_page(workspace: Any, lang: str) -> Any:
+    """The grid staff's task list (``handle_events``), made for a phone."""
+    from dashboards.events import TasksPage
+    from dashboards.events_state import TasksState
+
+    page_lang, user = _session(workspace, lang)
+    try:
+        require(user, "handle_events")
+        state = TasksState(workspace, user=user, lang=page_lang)
+    except (AuthError, TwinError) as exc:
+        return _refusal(str(exc), page_lang)
+    if pn.state.curdoc is not None:
+        pn.extension("deckgl")
+    view = TasksPage(state=state)
+    pn.state.onload(view.start_callbacks)
+    pn.state.on_session_destroyed(_release_memory)
+    title = f"{label('tasks', page_lang)} · {workspace.config.display_name(page_lang)}"
+    if pn.state.curdoc is not None:
+        pn.state.curdoc.title = title
+        # A phone page: lay it out at the device's width (Panel's page has no viewport tag).
+        pn.state.curdoc.template = PHONE_TEMPLATE
+    header = (f'<span class="ct-user">{html.escape(user.name)} · '
+              f'<a href="/logout">{label("logout", page_lang)}</a></span>')
+    return _page(label("tasks", page_lang), header, [view])
+
+
 #: The running server's cookie secret, which also signs the catalog's upload tickets.
 _SERVER: dict[str, str] = {"secret": ""}
 #: Descriptors of the directories under tmp/ this server claims (kept open while it runs).
@@ -483,13 +564,21 @@ def make_pages(workspace: Any, lang: str | None = None) -> dict[str, Callable[[]
     def catalog() -> Any:
         return catalog_page(workspace, lang)
 
-    return {"cockpit": cockpit, "detail": detail, "zones": zones, "catalog": catalog}
+    def events() -> Any:
+        return events_page(workspace, lang)
+
+    def tasks() -> Any:
+        return tasks_page(workspace, lang)
+
+    return {"cockpit": cockpit, "detail": detail, "zones": zones, "catalog": catalog,
+            "events": events, "tasks": tasks}
 
 
 #: Which action each page needs (checked over HTTP before the page is built, and again by
 #: the page itself).
 PAGE_ACTIONS = {"/cockpit": "view_cockpit", "/detail": "view_fine_cases",
-                "/zones": "edit_zones", "/catalog": "ingest_layers"}
+                "/zones": "edit_zones", "/catalog": "ingest_layers",
+                "/events": "dispatch_events", "/tasks": "handle_events"}
 
 
 def _refusal_template(root: Any) -> str:
@@ -617,6 +706,7 @@ def serve(workspace: Any, *, port: int = 5006, address: str = "127.0.0.1",
 
     server.io_loop.add_callback(lambda: threading.Thread(
         target=warm, name="citytwin-warm", daemon=True).start())
+    _escalate_periodically(workspace, server.io_loop)
     server.start()
     if on_ready is not None:
         server.io_loop.add_callback(on_ready)

@@ -102,6 +102,7 @@ export function render({ model }) {
 
 def _kpi_html(name: str, tile: dict[str, Any]) -> str:
     alarm = " ct-alarm" if (name == "low_cover" and tile["value"]) or (
+        name == "open_events" and tile.get("overdue")) or (
         name == "bed_occupancy" and tile["value"] == tile["value"] and tile["value"] > 0.85) \
         else ""
     return (f'<div class="ct-kpi ct-kpi-{name}{alarm}">'
@@ -407,6 +408,13 @@ class Cockpit(pn.viewable.Viewer):
     def _poll(self) -> None:
         try:
             self.state.refresh()
+            # Events change without new layers: their tiles are reread on every poll.
+            tiles = self.state.event_tiles()
+            for pane, name in zip(self._kpis, KPI_NAMES, strict=True):
+                if name in tiles:
+                    text = _kpi_html(name, tiles[name])
+                    if pane.object != text:
+                        pane.object = text
         except Exception as exc:
             self.state.status = f"⚠ {type(exc).__name__}: {exc}"
 

@@ -30,11 +30,29 @@ from twin.privacy import suppress_count
 from twin.situation import INFECTIONS
 from twin.users import ROLES, can
 
-__all__ = ["INFECTIONS", "MAP_SHARE", "TOGGLES", "CockpitState"]
+__all__ = ["INFECTIONS", "MAP_SHARE", "TOGGLES", "CockpitState", "event_stats"]
+
+_EVENT_STATS_TTL_S = 5.0
+_event_stats: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def event_stats(workspace: Any) -> dict[str, Any]:
+    """The grid events' figures, shared by every screen of the process for a few seconds."""
+    import time
+
+    from twin.events.store import Events
+
+    key = str(workspace.root)
+    hit = _event_stats.get(key)
+    if hit is not None and time.monotonic() - hit[0] < _EVENT_STATS_TTL_S:
+        return hit[1]
+    stats = Events(workspace).stats()
+    _event_stats[key] = (time.monotonic(), stats)
+    return stats
 
 #: The map layers a person can switch, in toggle order.
 TOGGLES: tuple[str, ...] = ("risk", "cases", "zones", "proposals", "cover", "routes",
-                            "facilities", "residents", "roads", "buildings")
+                            "facilities", "events", "residents", "roads", "buildings")
 #: Shown when a session starts.
 DEFAULT_ON: frozenset[str] = frozenset({"risk", "cases", "zones"})
 #: The map's share of the screen (width, height) in the cockpit layout, for fitting the city.
@@ -208,9 +226,32 @@ class CockpitState(param.Parameterized):
                           "detail": sep.join(twin_label(r, lang) for r in low["resources"])
                           or label("none", lang)},
         }
+        out.update(self.event_tiles())
         for name in KPI_NAMES:
             out[name]["label"] = label(name, lang)
         return out
+
+    def event_tiles(self) -> dict[str, dict[str, Any]]:
+        """The grid-event tiles (now, not the chosen date): open events with the overdue
+        ones, and the median time to close of today's closed events (city-wide counts)."""
+        lang = self.lang
+        ev = event_stats(self.workspace)
+        median = ev["median_hours_to_close"]
+        tiles = {
+            "open_events": {"value": ev["open"], "display": _fmt_int(ev["open"]),
+                            "overdue": ev["overdue"],
+                            "detail": f"{label('events_overdue', lang)} {ev['overdue']} · "
+                                      f"{label('events_new_today', lang)} "
+                                      f"{ev['reported_today']}"},
+            "event_close_time": {"value": median,
+                                 "display": "–" if median is None else
+                                 f"{median:.1f} {label('hours_unit', lang)}",
+                                 "detail": f"{label('events_closed_today', lang)} "
+                                           f"{ev['closed_today']}"},
+        }
+        for name, tile in tiles.items():
+            tile["label"] = label(name, lang)
+        return tiles
 
     @param.depends("date", "data_version")
     def trend(self) -> pd.DataFrame:
@@ -369,8 +410,31 @@ class CockpitState(param.Parameterized):
             with contextlib.suppress(LayerNotFoundError):
                 out.append(self._layer(("facilities", lang), lambda: layers.facilities(
                     self._read("facilities"), lang)))
+        if self.shows("events"):
+            out.extend(self._event_layer())
         out.extend(self._names())
         return out
+
+    def _grid_units(self) -> Any:
+        def make() -> Any:
+            from twin.fuse import admin_units
+
+            frames = admin_units(self.workspace).frames
+            return frames.get("grid", frames.get("community"))
+        return self._layer(("grid_units",), make)
+
+    def _event_layer(self) -> list[Any]:
+        """Open events per grid unit, small counts suppressed (for every role: the points
+        with addresses are on the dispatchers' /events page)."""
+        from twin.events.store import Events
+
+        counts = Events(self.workspace).open_counts()
+        if not len(counts):
+            return []
+        ident = tuple(sorted(counts.items()))
+        below = int(self.situation.privacy.suppress_below)
+        return [self._layer(("events", ident, self.lang), lambda: layers.event_counts(
+            self._grid_units(), counts, self.lang, suppress_below=below))]
 
     def tooltips(self) -> dict[str, Any]:
         """Tooltip templates of every layer the toggles can show, keyed by layer id.
@@ -407,6 +471,8 @@ class CockpitState(param.Parameterized):
                     s.zone_frame(None, ("active", "proposed")).head(1), COVER_RESOURCE,
                     lang)])
             builders += [
+                lambda: [layers.event_counts(self._grid_units().head(1), pd.Series(
+                    {self._grid_units()["code"].iloc[0]: 12}), lang)],
                 lambda: [layers.facilities(self._read("facilities").head(1), lang)],
                 lambda: [layers.roads(self._read("roads").head(1), lang)],
                 lambda: [layers.buildings(self._read_buildings().head(1), lang)],

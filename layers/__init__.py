@@ -11,6 +11,7 @@ from layers.basemap import boundaries, boundary_lines, boundary_names, buildings
 from layers.deck import deck, deck_spec, legends, tooltips, view_for_bounds
 from layers.editing import conflict_cells, diff_cells, draft_cells
 from layers.errors import LayerError, LayerInputError, PrivacyError
+from layers.events import event_counts, event_points
 from layers.facilities import facilities
 from layers.hexes import case_hexes, hex_ids, residents_hexes, resolution_for_zoom, risk_hexes
 from layers.maplayer import MapLayer
@@ -51,6 +52,8 @@ __all__ = [
     "dispatch_arcs",
     "dispatch_routes",
     "draft_cells",
+    "event_counts",
+    "event_points",
     "facilities",
     "hex_ids",
     "land",

@@ -97,7 +97,11 @@ def test_short_password_is_refused_with_a_clear_message() -> None:
 # -- permissions --------------------------------------------------------------------------
 EXPECTED = {
     "viewer": {"view_cockpit", "view_zones", "view_alerts"},
-    "planner": {"view_cockpit", "view_zones", "view_alerts", "view_fine_cases", "edit_zones"},
+    "grid_worker": {"view_cockpit", "view_zones", "view_alerts", "handle_events"},
+    "dispatcher": {"view_cockpit", "view_zones", "view_alerts", "dispatch_events",
+                   "handle_events"},
+    "planner": {"view_cockpit", "view_zones", "view_alerts", "view_fine_cases", "edit_zones",
+                "dispatch_events"},
     "gis": {"view_cockpit", "view_zones", "view_alerts", "view_fine_cases", "ingest_layers",
             "rollback_layers", "run_fuse"},
     "admin": set(PERMISSIONS),

@@ -59,7 +59,8 @@ LEVELS: dict[str, tuple[str, str]] = {
 
 #: The KPI tiles, in display order (also the CSS suffix: ``ct-kpi-<name>``).
 KPI_NAMES: tuple[str, ...] = ("new_cases", "lockdown_residents", "control_residents",
-                              "high_risk_communities", "bed_occupancy", "low_cover")
+                              "high_risk_communities", "bed_occupancy", "low_cover",
+                              "open_events", "event_close_time")
 
 #: The dashboards' labels: key -> (zh, en); titles capitalised in English.
 DASHBOARD: dict[str, tuple[str, str]] = {
@@ -70,6 +71,12 @@ DASHBOARD: dict[str, tuple[str, str]] = {
     "high_risk_communities": ("高风险社区", "High-risk communities"),
     "bed_occupancy": ("床位占用", "Hospital bed occupancy"),
     "low_cover": ("保障不足一天的物资", "Under 1 day of supplies"),
+    "open_events": ("网格待办事件", "Open grid events"),
+    "event_close_time": ("今日办结中位时长", "Median time to close today"),
+    "events_overdue": ("超时", "overdue"),
+    "events_new_today": ("今日新报", "new today"),
+    "events_closed_today": ("今日办结", "closed today"),
+    "hours_unit": ("小时", "h"),
     "elderly": ("其中65岁以上", "aged 65+"),
     "trend_up": ("较前7天上升", "up on the previous 7 days"),
     "trend_down": ("较前7天下降", "down on the previous 7 days"),
@@ -108,6 +115,7 @@ DASHBOARD: dict[str, tuple[str, str]] = {
     "proposals": ("建议区域", "Proposals"),
     "cover": ("保障天数", "Days of cover"),
     "routes": ("调拨线路", "Dispatch routes"),
+    "events": ("网格事件", "Grid events"),
     "buildings": ("三维建筑", "3D buildings"),
     "buildings_zoom": ("放大后显示三维建筑", "zoom in to see 3D buildings"),
     "legend_new": ("每日新增", "new per day"),
@@ -119,6 +127,8 @@ DASHBOARD: dict[str, tuple[str, str]] = {
     # the zone editor (/zones)
     "zone_editor": ("管控区域编辑", "Zone editor"),
     "catalog": ("图层目录", "Layer catalog"),
+    "events_page": ("网格事件调度", "Grid event dispatch"),
+    "tasks": ("网格任务", "Grid tasks"),
     "mode_view": ("浏览", "Pan"),
     "mode_draw": ("画多边形", "Draw polygon"),
     "mode_brush_add": ("刷子 加", "Brush +"),

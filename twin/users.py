@@ -69,11 +69,13 @@ __all__ = [
 # -- roles and permissions ----------------------------------------------------------------
 
 #: The roles, from least to most privileged.
-ROLES: tuple[str, ...] = ("viewer", "planner", "gis", "admin")
+ROLES: tuple[str, ...] = ("viewer", "grid_worker", "dispatcher", "planner", "gis", "admin")
 
 #: role -> (Chinese, English) label.
 ROLE_LABELS: dict[str, tuple[str, str]] = {
     "viewer": ("领导查看", "viewer (leader)"),
+    "grid_worker": ("网格员", "grid worker"),
+    "dispatcher": ("调度员", "dispatcher"),
     "planner": ("防控规划", "planner"),
     "gis": ("GIS 数据", "GIS"),
     "admin": ("管理员", "administrator"),
@@ -96,6 +98,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "ingest_layers": frozenset({"gis", "admin"}),
     "rollback_layers": frozenset({"gis", "admin"}),
     "run_fuse": frozenset({"gis", "admin"}),
+    # Residents' requests (events hold names, phones and addresses): dispatchers and planners
+    # see and route every event (/events); grid staff handle their own unit's (/tasks).
+    "dispatch_events": frozenset({"dispatcher", "planner", "admin"}),
+    "handle_events": frozenset({"grid_worker", "dispatcher", "admin"}),
     # Administration.
     "view_audit": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
@@ -111,6 +117,8 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "ingest_layers": ("导入图层", "ingest layers"),
     "rollback_layers": ("回滚图层", "roll back layers"),
     "run_fuse": ("融合数据", "fuse the data"),
+    "dispatch_events": ("调度网格事件", "dispatch grid events"),
+    "handle_events": ("处理本网格事件", "handle their grid unit's events"),
     "view_audit": ("查看审计日志", "view the audit log"),
     "manage_users": ("管理用户", "manage users"),
 }

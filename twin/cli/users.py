@@ -53,7 +53,8 @@ def _user_text(user: User) -> str:
 
 @click.group("users", cls=WorkspaceFirstGroup)
 def users_cmd() -> None:
-    """People who may log in, and their roles: viewer 领导查看, planner 防控规划, gis GIS 数据,
+    """People who may log in, and their roles: viewer 领导查看, grid_worker 网格员,
+    dispatcher 调度员, planner 防控规划, gis GIS 数据,
     admin 管理员. Every change is written to the audit log.
     """
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 from twin.errors import EventTransitionError
 
-__all__ = ["ACTIONS", "ESCALATION_LEVELS", "OPEN_STATES", "STATES", "EventState", "Step",
+__all__ = ["ACTIONS", "ESCALATION_LEVELS", "OPEN_STATES", "STATES", "STATE_LABELS", "EventState",
+           "Step",
            "apply", "legal_actions", "replay", "target_of"]
 
 #: Every state an event can be in.
@@ -52,6 +53,9 @@ _LABELS = {
     "resolved": "已办结", "confirmed": "已回访确认", "closed": "已关闭", "rejected": "已驳回",
     "reopened": "已重启", "escalated": "已上报升级",
 }
+
+#: state -> its Chinese name.
+STATE_LABELS = _LABELS
 
 
 @dataclass(frozen=True)

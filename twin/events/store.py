@@ -565,6 +565,20 @@ class Events:
         active = counts[["reported", "duplicates", "closed", "open"]].sum(axis=1) > 0
         return counts[active].sort_values(first[0], ignore_index=True)
 
+    def open_counts(self, by: str = "grid_code") -> pd.Series:
+        """Open events (duplicates left out) per grid unit (``by``: grid_code,
+        community_code, street_code, district_code or category)."""
+        if by not in ("grid_code", "community_code", "street_code", "district_code",
+                      "category"):
+            raise EventInputError(f"count by {by!r}? use grid_code, community_code, "
+                                  "street_code, district_code or category")
+        marks = ",".join("?" * len(OPEN_STATES))
+        with self.workspace.connect() as conn:
+            rows = conn.execute(f"SELECT {by}, COUNT(*) FROM events WHERE state IN ({marks}) "  # noqa: S608 - a checked column name
+                                f"AND {by} IS NOT NULL GROUP BY {by}",
+                                sorted(OPEN_STATES)).fetchall()
+        return pd.Series({k: int(n) for k, n in rows}, dtype="int64")
+
     def open_needs(self) -> pd.DataFrame:
         """Open supply and medicine requests as demand: per zone and need, the quantity
         (``need_per_request`` of each open request's category) and the count."""
