@@ -13,7 +13,7 @@ import pandas as pd
 import param
 
 from twin.errors import AuthError, TwinError
-from twin.events.machine import STATE_LABELS, legal_actions
+from twin.events.machine import OPEN_STATES, STATE_LABELS, legal_actions
 from twin.events.rules import PRIORITY_LABELS
 from twin.events.staff import units_of_user
 from twin.events.store import Events
@@ -142,7 +142,9 @@ class EventsState(_Base):
         self.refresh()
 
     def _query(self) -> pd.DataFrame:
-        return self.events.table(category=self.category or None, columns=_QUEUE_COLUMNS)
+        # Resolved events stay in the queue until the resident confirms (or they are closed).
+        return self.events.table(category=self.category or None, columns=_QUEUE_COLUMNS,
+                                 states={*OPEN_STATES, "resolved"})
 
     def units(self) -> dict[str, str]:
         """Grid units to assign to: code -> name."""
@@ -176,7 +178,7 @@ class EventsState(_Base):
 
     def points(self) -> pd.DataFrame:
         """The open events to draw (id, category, state label, lng, lat, due, address)."""
-        raw = self.raw
+        raw = self.raw[self.raw["state"].isin(OPEN_STATES)]
         labels = {k: (v, k.replace("_", " ")) for k, v in STATE_LABELS.items()}
         return raw.assign(state=[_pick(labels, s, self.lang) for s in raw["state"]])
 

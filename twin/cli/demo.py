@@ -161,7 +161,12 @@ def _prepared_text(prepared: dict[str, Any], ws: Workspace) -> list[str]:
             f"viewer account 查看账号: {login}",
             *([f"grid events 网格事件: {ev['events']} from the hotline export, {ev['closed']} "
                f"closed, {ev['escalated']} overdue escalated · grid staff {ev['staff']} · see "
-               f"`twin events {ws.root} list`"] if (ev := prepared.get("events")) else [])]
+               f"`twin events {ws.root} list`"] if (ev := prepared.get("events")) else []),
+            *[f"{role} account {label}: {name} / {pw} (shown once) → /{page}" if pw else
+              f"{role} account {label}: {name} (exists)"
+              for name, pw in (prepared.get("events") or {}).get("accounts", {}).items()
+              for role, label, page in [{"dispatch": ("dispatcher", "调度员账号", "events"),
+                                         "grid": ("grid worker", "网格员账号", "tasks")}[name]]]]
 
 
 def register(cli: click.Group) -> None:

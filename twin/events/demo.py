@@ -10,13 +10,37 @@ from typing import Any
 
 from twin.store import Workspace
 
-__all__ = ["prepare_events"]
+__all__ = ["DEMO_ACCOUNTS", "prepare_events"]
+
+#: The demo's event accounts: login -> role (the grid worker is on the staff roster).
+DEMO_ACCOUNTS = {"dispatch": "dispatcher", "grid": "grid_worker"}
+
+
+def _accounts(ws: Workspace, author: str, password: str | None) -> dict[str, str | None]:
+    """Create the demo's dispatcher and grid worker; login -> password (None if it existed)."""
+    import secrets
+
+    from twin.errors import UserExistsError
+    from twin.users import Users
+
+    users = Users(ws)
+    out: dict[str, str | None] = {}
+    for name, role in DEMO_ACCOUNTS.items():
+        pw = password or secrets.token_urlsafe(9)
+        try:
+            users.add(name, role, pw, actor=author)
+            out[name] = pw
+        except UserExistsError:
+            out[name] = None
+    return out
 
 
 def prepare_events(ws: Workspace, source: Path, manifest: dict[str, Any], *,
-                   now: dt.datetime | None = None, author: str = "demo") -> dict[str, Any]:
+                   now: dt.datetime | None = None, author: str = "demo",
+                   password: str | None = None) -> dict[str, Any]:
     """Import the demo's staff and hotline records (once), close a few events, escalate the
-    overdue ones; returns the counts. Does nothing when the workspace already has events."""
+    overdue ones, and add the dispatcher and grid worker accounts; returns the counts and
+    the accounts (passwords shown once). Imports nothing when the workspace has events."""
     from twin.events.intake import read_hotline_csv
     from twin.events.staff import import_staff, read_staff_csv
     from twin.events.store import Events
@@ -24,7 +48,8 @@ def prepare_events(ws: Workspace, source: Path, manifest: dict[str, Any], *,
     records = {r["kind"]: r for r in manifest.get("records", [])}
     events = Events(ws)
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    out: dict[str, Any] = {"staff": 0, "events": 0, "closed": 0, "escalated": 0}
+    out: dict[str, Any] = {"staff": 0, "events": 0, "closed": 0, "escalated": 0,
+                           "accounts": _accounts(ws, author, password)}
     with ws.connect() as conn:
         if conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]:
             return out

@@ -334,13 +334,17 @@ class Events:
 
     def table(self, *, open_only: bool = True, units: Iterable[str] | None = None,
               category: str | None = None, limit: int | None = None,
-              columns: Sequence[str] | None = None) -> pd.DataFrame:
+              columns: Sequence[str] | None = None,
+              states: Iterable[str] | None = None) -> pd.DataFrame:
         """Events as a frame, by due time (duplicates left out), optionally only those held
-        by ``units`` (grid unit, street or district codes) or of one category."""
+        by ``units`` (grid unit, street or district codes) or of one category; ``states``
+        (e.g. the open ones and ``resolved``) overrides ``open_only``."""
         where, params = ["state != 'duplicate'"], []
-        if open_only:
-            where.append(f"state IN ({','.join('?' * len(OPEN_STATES))})")
-            params.extend(sorted(OPEN_STATES))
+        wanted = sorted(states) if states is not None else (
+            sorted(OPEN_STATES) if open_only else None)
+        if wanted is not None:
+            where.append(f"state IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
         if units is not None:
             units = list(units)
             where.append(f"unit IN ({','.join('?' * len(units))})" if units else "0")
