@@ -238,16 +238,17 @@ class CockpitState(param.Parameterized):
         ev = event_stats(self.workspace)
         median = ev["median_hours_to_close"]
         tiles = {
-            "open_events": {"value": ev["open"], "display": _fmt_int(ev["open"]),
+            "open_events": {"value": ev["open"], "display": self._count(ev["open"]),
                             "overdue": ev["overdue"],
-                            "detail": f"{label('events_overdue', lang)} {ev['overdue']} · "
+                            "detail": f"{label('events_overdue', lang)} "
+                                      f"{self._count(ev['overdue'])} · "
                                       f"{label('events_new_today', lang)} "
-                                      f"{ev['reported_today']}"},
+                                      f"{self._count(ev['reported_today'])}"},
             "event_close_time": {"value": median,
                                  "display": "–" if median is None else
                                  f"{median:.1f} {label('hours_unit', lang)}",
                                  "detail": f"{label('events_closed_today', lang)} "
-                                           f"{ev['closed_today']}"},
+                                           f"{self._count(ev['closed_today'])}"},
         }
         for name, tile in tiles.items():
             tile["label"] = label(name, lang)

@@ -375,6 +375,46 @@ def test_open_supply_and_medicine_requests_become_zone_demand(fresh) -> None:
     assert (zone, "medicine") not in events.open_needs().set_index(["zone_id", "need"]).index
 
 
+def test_open_requests_add_to_zone_gaps_and_dispatch_targets_them(fresh) -> None:
+    from twin.dispatch import dispatch
+    from twin.store import Workspace
+    from twin.supply import workspace_gaps
+    from twin.zones import active_areas
+
+    ws, _ = fresh
+    # Each medicine request stands for a big order here, so that 30 of them open a gap.
+    text = ws.config_path.read_text(encoding="utf-8")
+    old = 'need = "medicine"\nneed_per_request = 1.0'
+    assert old in text
+    ws.config_path.write_text(text.replace(old, old + "e3"), encoding="utf-8")
+    ws = Workspace.open(ws.root)
+    zones = active_areas(ws)
+    before = workspace_gaps(ws, level="zone", zones=zones).set_index(["area", "resource"])
+    community_before = workspace_gaps(ws, zones=zones).set_index(["area", "resource"])
+    events = Events(ws)
+    cell = _lockdown_cell(ws)
+    zone = next(z for z, (_, cells) in zones.items() if cell in set(map(int, cells)))
+    lng, lat = _centre(cell)
+    rows = [{"reported_at": "2026-04-30T00:00:00Z", "category": "medicine", "lng": lng,
+             "lat": lat, "phone": f"1370000000{i}"} for i in range(30)]
+    first = events.intake(_frame(rows), actor="t", now=_utc(1)).first_id
+    after = workspace_gaps(ws, level="zone", zones=zones).set_index(["area", "resource"])
+    assert after.at[(zone, "medicine"), "requests"] == 30
+    assert after.at[(zone, "medicine"), "demand"] == pytest.approx(
+        before.at[(zone, "medicine"), "demand"] + 30_000.0)
+    assert after["requests"].sum() == 30  # nowhere else
+    # Per community (what dispatch plans): the event's community needs 30,000 packs more,
+    # and dispatch ships to it.
+    community = events.get(first).community_code
+    community_after = workspace_gaps(ws, zones=zones).set_index(["area", "resource"])
+    key = (community, "medicine")
+    assert community_after.at[key, "demand"] == pytest.approx(
+        community_before.at[key, "demand"] + 30_000.0)
+    assert community_after.at[key, "gap"] > 0
+    sinks = dispatch(ws, "medicine", zones=zones).sinks
+    assert community in set(sinks["id"])
+
+
 def test_day_report_by_grid_counts_hand_checked(fresh) -> None:
     ws, _ = fresh
     events = Events(ws)
@@ -394,3 +434,26 @@ def test_day_report_by_grid_counts_hand_checked(fresh) -> None:
     assert row["median_hours_to_close"] == 4.0
     assert row["name"].endswith("网格")
     assert iso(pd.Timestamp("2026-04-30 08:00", tz="Asia/Shanghai")) == "2026-04-30T00:00:00Z"
+
+
+def test_viewers_see_counts_per_grid_unit_with_small_counts_suppressed(fresh) -> None:
+    from dashboards.state import CockpitState
+
+    ws, _ = fresh
+    events = Events(ws)
+    lng, lat = _centre(_outside_zones_cell(ws))
+    rows = [{"reported_at": "2026-04-30T00:00:00Z", "category": "assistance", "lng": lng,
+             "lat": lat, "address": "秘密小区1号", "description": "独居老人"}] * 3
+    events.intake(_frame(rows), actor="t", now=_utc(1))
+    state = CockpitState(ws, role="viewer", layers_on=["events"])
+    layer = next(m for m in state.map_layers() if m.id == "event_counts")
+    features = layer.data["features"]
+    assert [f["properties"]["n"] for f in features] == ["<10"]
+    assert set(features[0]["properties"]) == {"name", "n", "fill"}
+    text = str(layer.data) + str(layer.tooltip)
+    assert "秘密小区" not in text and "独居老人" not in text
+    tiles = state.kpis()
+    # As every count a viewer sees: 1-9 shown as "<10" (a planner sees the number).
+    assert tiles["open_events"]["value"] == 3 and tiles["open_events"]["display"] == "<10"
+    planner = CockpitState(ws, role="planner").kpis()
+    assert planner["open_events"]["display"] == "3"

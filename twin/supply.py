@@ -64,6 +64,7 @@ __all__ = [
     "TIERS",
     "Need",
     "active_cases",
+    "add_requests",
     "area_centres",
     "bed_gap",
     "community_areas",
@@ -365,8 +366,9 @@ def gaps(areas: Areas, facts_base: pd.DataFrame, config: Any, *, facilities: pd.
     """Demand, supply, gap and days of cover per area and resource.
 
     Columns ``area, tier, resource, unit, population, daily_demand, demand, supply, gap,
-    days_of_cover``. With ``active`` (active cases) a city-level ``beds`` row is added; its
-    supply is every bed held by hospitals and quarantine sites.
+    days_of_cover`` (:func:`workspace_gaps` adds ``requests``). With ``active`` (active
+    cases) a city-level ``beds`` row is added; its supply is every bed held by hospitals and
+    quarantine sites.
     """
     horizon = float(config["supply"]["horizon_days"] if horizon_days is None else horizon_days)
     want = demand(areas, facts_base, config, horizon_days=horizon)
@@ -441,5 +443,37 @@ def workspace_gaps(workspace: Any, *, level: str = "community", zones: Areas | N
     facilities = workspace.read("facilities")
     stocks = workspace.read("stocks")
     active = active_cases(facts.cases(facts.base))
-    return gaps(areas, base, workspace.config, facilities=facilities, stocks=stocks,
-                horizon_days=horizon_days, active=active)
+    frame = gaps(areas, base, workspace.config, facilities=facilities, stocks=stocks,
+                 horizon_days=horizon_days, active=active)
+    from twin.events.store import Events
+
+    return add_requests(frame, areas, Events(workspace).open_need_cells())
+
+
+def add_requests(frame: pd.DataFrame, areas: Areas, requests: pd.DataFrame) -> pd.DataFrame:
+    """Gaps with residents' open requests added to the demand of the area they fall in.
+
+    ``requests`` has one row per open request with a need (``cell``, ``need``, ``quantity``,
+    from :meth:`twin.events.store.Events.open_need_cells`). A request adds its quantity to the
+    area holding its cell, for a resource the area already plans (its tier needs it); the
+    column ``requests`` counts them. Gaps and days of cover are recomputed.
+    """
+    frame = frame.copy()
+    frame["requests"] = 0
+    if not len(requests) or not len(frame):
+        return frame
+    cells = requests["cell"].to_numpy(np.uint64)
+    rows = []
+    for area, (_tier, area_cells) in areas.items():
+        inside = np.isin(cells, _cells(area_cells))
+        if inside.any():
+            part = requests[inside]
+            rows.append(part.groupby("need")["quantity"].agg(["size", "sum"]).assign(
+                area=area).reset_index())
+    if not rows:
+        return frame
+    extra = pd.concat(rows, ignore_index=True).rename(columns={"need": "resource"})
+    merged = frame.merge(extra, on=["area", "resource"], how="left")
+    frame["requests"] = merged["size"].fillna(0).astype(int).to_numpy()
+    frame["demand"] = frame["demand"] + merged["sum"].fillna(0.0).to_numpy()
+    return _finish(frame)

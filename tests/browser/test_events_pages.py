@@ -180,9 +180,9 @@ def test_a_hotline_call_goes_round_the_whole_loop(chromium: Any, app: Any,
         _wait("assigned message", lambda: page.locator(".ct-msg").first.evaluate(_TEXT),
               lambda t: f"#{event_id}" in t, page)
 
-        # The cockpit's tile has followed.
+        # The cockpit's tile has followed (a viewer reads small counts as "<10").
         _wait("cockpit open events", lambda: open_tile.inner_text().strip(),
-              lambda t: t == "1", cockpit, 30)
+              lambda t: t == "<10", cockpit, 30)
 
         # The grid worker, on a phone.
         phone, phone_requests, phone_csp = _context(

@@ -53,7 +53,8 @@ def gaps_cmd(workspace: Path, horizon: float | None, level: str, csv_path: Path 
     Demand = residents (chronic patients for medicine) × per-capita daily need × horizon, for
     the resources of the area's zone tier; supply = stocks of the facilities serving the area.
     Without zones every community is planned as a control zone. Hospital beds are one
-    city-wide row.
+    city-wide row. Residents' open supply and medicine requests (twin events) inside an area
+    add to its demand (column requests).
     """
     from twin.supply import workspace_gaps
 
@@ -72,7 +73,7 @@ def gaps_cmd(workspace: Path, horizon: float | None, level: str, csv_path: Path 
     records = [{k: (None if isinstance(v, float) and math.isinf(v) else v)
                 for k, v in row.items()} for row in frame.to_dict(orient="records")]
     shown = ["area", "tier", "resource", "unit", "daily_demand", "demand", "supply", "gap",
-             "days_of_cover"]
+             "days_of_cover", "requests"]
     emit(records, as_json, lambda: table(
         [[_number(v) if isinstance(v, float) else v for v in row]
          for row in frame[shown].itertuples(index=False)], shown))

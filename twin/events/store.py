@@ -583,6 +583,24 @@ class Events:
                                 sorted(OPEN_STATES)).fetchall()
         return pd.Series({k: int(n) for k, n in rows}, dtype="int64")
 
+    def open_need_cells(self) -> pd.DataFrame:
+        """Open requests whose category carries a need: ``cell``, ``need``, ``quantity``
+        (one row each; duplicates left out)."""
+        needs = {c: (cat.need, cat.need_per_request) for c, cat in self.categories.items()
+                 if cat.need}
+        if not needs:
+            return pd.DataFrame({"cell": np.empty(0, np.uint64), "need": [], "quantity": []})
+        marks = ",".join("?" * len(OPEN_STATES))
+        with self.workspace.connect() as conn:
+            frame = pd.read_sql_query(
+                f"SELECT cell, category FROM events WHERE state IN ({marks}) AND category IN "  # noqa: S608 - placeholders only
+                f"({','.join('?' * len(needs))})", conn,
+                params=(*sorted(OPEN_STATES), *needs))
+        return pd.DataFrame({"cell": frame["cell"].astype(np.uint64).to_numpy(),
+                             "need": frame["category"].map(lambda c: needs[c][0]).to_numpy(),
+                             "quantity": frame["category"].map(
+                                 lambda c: needs[c][1]).to_numpy(float)})
+
     def open_needs(self) -> pd.DataFrame:
         """Open supply and medicine requests as demand: per zone and need, the quantity
         (``need_per_request`` of each open request's category) and the count."""
