@@ -86,7 +86,24 @@ def _tiles(stats: dict[str, Any], lang: str) -> str:
         f"</b><span>{label(key, lang)}</span></div>" for key, v, bad in tiles) + "</div>"
 
 
+_BASE: dict[tuple, list[Any]] = {}
+
+
 def _base_layers(state: Any) -> list[Any]:
+    """Land, grid and community lines and the active zones (shared while they hold)."""
+    from twin.zones import Zones
+
+    zones = Zones(state.workspace).list(status="active")
+    key = (str(state.workspace.root), state.lang, id(state.events.locator),
+           tuple(sorted((z.zone_id, z.version) for z in zones)))
+    if key not in _BASE:
+        if len(_BASE) >= 4:  # a few languages and zone versions: drop the old ones
+            _BASE.clear()
+        _BASE[key] = _build_base(state, zones)
+    return _BASE[key]
+
+
+def _build_base(state: Any, zones: list[Any]) -> list[Any]:
     frames = state.events.locator.units.frames
     out = []
     if "district" in frames:
@@ -94,9 +111,6 @@ def _base_layers(state: Any) -> list[Any]:
     for level in ("grid", "community"):
         if level in frames:
             out.append(layers.boundary_lines(frames[level], state.lang, level=level))
-    from twin.zones import Zones
-
-    zones = Zones(state.workspace).list(status="active")
     if zones:
         from dashboards.situation import shared_situation
 

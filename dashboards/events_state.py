@@ -7,6 +7,8 @@ note, a request without a place) becomes ``message`` text, never an exception in
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pandas as pd
@@ -19,7 +21,26 @@ from twin.events.staff import units_of_user
 from twin.events.store import Events
 from twin.users import User, require
 
-__all__ = ["ACTION_LABELS", "EventsState", "TasksState", "queue_frame"]
+__all__ = ["ACTION_LABELS", "EventsState", "TasksState", "queue_frame", "shared_events"]
+
+_LOCATOR_TTL_S = 60.0
+_shared: dict[str, tuple[float, Events]] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_events(workspace: Any) -> Events:
+    """The process's :class:`Events` of a workspace, its locator (boundaries, buildings,
+    zones) built once a minute at most and shared by every page and request."""
+    key = str(workspace.root)
+    with _shared_lock:
+        hit = _shared.get(key)
+        if hit is not None and time.monotonic() - hit[0] < _LOCATOR_TTL_S:
+            return hit[1]
+    events = Events(workspace)
+    events.locator  # noqa: B018 - built here, once
+    with _shared_lock:
+        _shared[key] = (time.monotonic(), events)
+    return events
 
 ACTION_LABELS: dict[str, tuple[str, str]] = {
     "assign": ("派单", "assign"), "accept": ("接单", "accept"), "start": ("开始处置", "start"),
@@ -84,7 +105,7 @@ class _Base(param.Parameterized):
         super().__init__(lang=lang)
         self.workspace = workspace
         self.user = user
-        self.events = Events(workspace)
+        self.events = shared_events(workspace)
         locator = self.events.locator
         self.names = {**locator.unit_names("street"), **locator.unit_names("district"),
                       **locator.unit_names("community"), **locator.unit_names("grid")}

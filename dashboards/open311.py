@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
-import time
 from typing import Any
 
 import pandas as pd
 import tornado.web
 
+from dashboards.events_state import shared_events
 from twin.errors import AuthError, EventInputError, EventNotFoundError, InvalidTokenError
 from twin.events.machine import OPEN_STATES
 from twin.tokens import Tokens
@@ -34,25 +33,6 @@ __all__ = ["open311_patterns"]
 
 _ROLES = ("planner", "gis")
 _JSON = "application/json; charset=utf-8"
-_LOCATOR_TTL_S = 60.0
-_cache: dict[str, tuple[float, Any]] = {}
-_lock = threading.Lock()
-
-
-def _events(workspace: Any) -> Any:
-    """An Events with a located boundaries/buildings/zones lookup, rebuilt every minute."""
-    from twin.events.store import Events
-
-    key = str(workspace.root)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and time.monotonic() - hit[0] < _LOCATOR_TTL_S:
-            return hit[1]
-    events = Events(workspace)
-    events.locator  # noqa: B018 - built here, off the event loop
-    with _lock:
-        _cache[key] = (time.monotonic(), events)
-    return events
 
 
 class _Open311(tornado.web.RequestHandler):
@@ -172,7 +152,7 @@ class RequestsHandler(_Open311):
         self._send(found)
 
     def _find(self, request_id: str | None) -> list[dict[str, Any]]:
-        events = _events(self.workspace)
+        events = shared_events(self.workspace)
         names = {c.code: f"{c.zh} {c.en}" for c in events.categories.values()}
         if request_id is not None:
             if not request_id.isdigit():
@@ -220,7 +200,7 @@ class RequestsHandler(_Open311):
     def _create(self) -> list[dict[str, Any]]:
         from twin.events.intake import submit
 
-        events = _events(self.workspace)
+        events = shared_events(self.workspace)
         form = self.form
         reporter = " ".join(p for p in (form.get("last_name", ""), form.get("first_name", ""))
                             if p).strip()

@@ -163,7 +163,10 @@ def normalise(col: dict[str, pd.Series], n: int, locator: Locator,
         bad[mask] = True
 
     tz = zoneinfo.ZoneInfo(timezone)
-    when = pd.to_datetime(get["reported_at"], errors="coerce", format="mixed")
+    # The usual export format first (fast); anything else is parsed value by value.
+    when = pd.to_datetime(get["reported_at"], errors="coerce", format="%Y-%m-%d %H:%M:%S")
+    if when.isna().any():
+        when = pd.to_datetime(get["reported_at"], errors="coerce", format="mixed")
     naive = when.dt.tz is None if len(when) else True
     when = when.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT") if naive else when
     when = when.dt.tz_convert("UTC")
@@ -172,26 +175,13 @@ def normalise(col: dict[str, pd.Series], n: int, locator: Locator,
     limit = pd.Timestamp(now or dt.datetime.now(dt.UTC)) + pd.Timedelta(hours=1)
     refuse((when > limit).fillna(False).to_numpy(),
            lambda i: f"time {get['reported_at'][i]!r} is in the future")
-    cats = [classify(v, table) for v in get["category"]]
-    category = pd.Series([c for c, _ in cats], dtype=object)
-    unmatched: dict[str, int] = {}
-    for value, (_, ok) in zip(get["category"], cats, strict=True):
-        if not ok:
-            unmatched[value] = unmatched.get(value, 0) + 1
-    priority = []
-    for i, value in enumerate(get["priority"]):
-        try:
-            priority.append(parse_priority(value))
-        except EventInputError as exc:
-            priority.append("normal")
-            refuse(np.arange(n) == i, str(exc))
-    channel = []
-    for i, value in enumerate(get["channel"]):
-        try:
-            channel.append(parse_channel(value))
-        except EventInputError as exc:
-            channel.append("hotline")
-            refuse(np.arange(n) == i, str(exc))
+    # Each distinct word is looked up once (an export repeats a handful of them).
+    words = {v: classify(v, table) for v in pd.unique(get["category"])}
+    category = get["category"].map(lambda v: words[v][0]).astype(object)
+    counts = get["category"].value_counts()
+    unmatched = {str(v): int(counts[v]) for v, (_, ok) in words.items() if not ok}
+    priority = _parsed(get["priority"], parse_priority, "normal", refuse, n)
+    channel = _parsed(get["channel"], parse_channel, "hotline", refuse, n)
     lng = pd.to_numeric(get["lng"], errors="coerce").to_numpy(float, copy=True)
     lat = pd.to_numeric(get["lat"], errors="coerce").to_numpy(float, copy=True)
     if coords != "wgs84":
@@ -232,6 +222,18 @@ def normalise(col: dict[str, pd.Series], n: int, locator: Locator,
     return Parsed(frame=frame[keep][list(INTAKE_COLUMNS)].reset_index(drop=True),
                   problems=sorted(problems), unmatched_categories=unmatched, encoding=encoding,
                   rows=n)
+
+
+def _parsed(values: pd.Series, parse: Any, fallback: str, refuse: Any, n: int) -> list[str]:
+    """``parse`` of each value (once per distinct value); rows it refuses are listed."""
+    known: dict[str, str] = {}
+    for value in pd.unique(values):
+        try:
+            known[value] = parse(value)
+        except EventInputError as exc:
+            refuse((values == value).to_numpy(), str(exc))
+            known[value] = fallback
+    return [known[v] for v in values] if n else []
 
 
 def submit(events: Events, fields: dict[str, str], *, channel: str, actor: str,
