@@ -33,7 +33,8 @@ STYLES = """
   box-sizing: border-box; border-left: 0.3vw solid #4f8cff; overflow: hidden; }
 .ct-kpi-label { font-size: clamp(14px, 0.95vw, 44px); color: #aab3c5; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis; }
-.ct-kpi-value { font-size: clamp(28px, 2.6vw, 120px); font-weight: 700; line-height: 1.1; }
+.ct-kpi-value { font-size: clamp(24px, 2.1vw, 100px); font-weight: 700; line-height: 1.1;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .ct-kpi-detail { font-size: clamp(12px, 0.72vw, 34px); color: #aab3c5; line-height: 1.25;
   overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
 .ct-kpi.ct-alarm { border-left-color: #ff5a5f; }
