@@ -486,41 +486,44 @@ def _escalate_periodically(workspace: Any, io_loop: Any) -> None:
     io_loop.add_callback(tick)
 
 
-def events_page(workspace: Any, lang: str) -> Any:
-    """The dispatchers' events page (``dispatch_events``: dispatchers, planners, admins)."""
-    from dashboards.events import EventsPage
-    from dashboards.events_state import EventsState
+def _events_view(workspace: Any, lang: str, action: str, page: str,
+                 extensions: tuple[str, ...]) -> tuple[str, User | None, Any]:
+    """This session's language, user and events view (``page``: events or tasks), or the
+    refusal page as the view when the user may not take ``action``."""
+    from dashboards import events as views
+    from dashboards import events_state as states
 
     page_lang, user = _session(workspace, lang)
+    state_cls, view_cls = {"events": (states.EventsState, views.EventsPage),
+                           "tasks": (states.TasksState, views.TasksPage)}[page]
     try:
-        require(user, "dispatch_events")
-        state = EventsState(workspace, user=user, lang=page_lang)
+        require(user, action)
+        state = state_cls(workspace, user=user, lang=page_lang)
     except (AuthError, TwinError) as exc:
-        return _refusal(str(exc), page_lang)
+        return page_lang, None, _refusal(str(exc), page_lang)
     if pn.state.curdoc is not None:
-        pn.extension("deckgl", "tabulator")
-    view = EventsPage(state=state)
+        pn.extension(*extensions)
+    view = view_cls(state=state)
     pn.state.onload(view.start_callbacks)
     pn.state.on_session_destroyed(_release_memory)
+    return page_lang, user, view
+
+
+def events_page(workspace: Any, lang: str) -> Any:
+    """The dispatchers' events page (``dispatch_events``: dispatchers, planners, admins)."""
+    page_lang, user, view = _events_view(workspace, lang, "dispatch_events", "events",
+                                         ("deckgl", "tabulator"))
+    if user is None:
+        return view
     return _tool_page(workspace, user, page_lang, "events_page", view)
 
 
 def tasks_page(workspace: Any, lang: str) -> Any:
     """The grid staff's task list (``handle_events``), made for a phone."""
-    from dashboards.events import TasksPage
-    from dashboards.events_state import TasksState
-
-    page_lang, user = _session(workspace, lang)
-    try:
-        require(user, "handle_events")
-        state = TasksState(workspace, user=user, lang=page_lang)
-    except (AuthError, TwinError) as exc:
-        return _refusal(str(exc), page_lang)
-    if pn.state.curdoc is not None:
-        pn.extension("deckgl")
-    view = TasksPage(state=state)
-    pn.state.onload(view.start_callbacks)
-    pn.state.on_session_destroyed(_release_memory)
+    page_lang, user, view = _events_view(workspace, lang, "handle_events", "tasks",
+                                         ("deckgl",))
+    if user is None:
+        return view
     title = f"{label('tasks', page_lang)} · {workspace.config.display_name(page_lang)}"
     if pn.state.curdoc is not None:
         pn.state.curdoc.title = title

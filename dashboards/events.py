@@ -126,17 +126,34 @@ def _bounds(state: Any) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in shapely.total_bounds(frame.geometry.to_numpy()))
 
 
-class EventsPage(pn.viewable.Viewer):
+class _Polling(pn.viewable.Viewer):
+    """A page that rereads its state every ``poll_period_ms``."""
+
+    poll_period_ms = param.Integer(default=5000, constant=True)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._callbacks: list[Any] = []
+
+    def _poll(self) -> None:
+        self.state.refresh()
+
+    def start_callbacks(self) -> None:
+        """Reread the events every ``poll_period_ms`` (call in a served page)."""
+        if not self._callbacks:
+            self._callbacks = [pn.state.add_periodic_callback(self._poll,
+                                                              period=self.poll_period_ms)]
+
+
+class EventsPage(_Polling):
     """``/events`` for one dispatcher's :class:`EventsState`."""
 
     state = param.ClassSelector(class_=EventsState, constant=True)
-    poll_period_ms = param.Integer(default=5000, constant=True)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         s, lang = self.state, self.state.lang
         styles = [CSS]
-        self._callbacks: list[Any] = []
         self._tiles = pn.pane.HTML(_tiles(s.stats, lang), stylesheets=styles,
                                    css_classes=["ct-event-tiles"], sizing_mode="stretch_width")
         labels = {c.code: (c.zh, c.en) for c in s.events.categories.values()}
@@ -267,12 +284,6 @@ class EventsPage(pn.viewable.Viewer):
         self.state.refresh()
         self._tiles.object = _tiles(self.state.stats, self.state.lang)
 
-    def start_callbacks(self) -> None:
-        """Reread the events every ``poll_period_ms`` (call in a served page)."""
-        if not self._callbacks:
-            self._callbacks = [pn.state.add_periodic_callback(self._poll,
-                                                              period=self.poll_period_ms)]
-
     def __panel__(self) -> Any:
         actions = pn.Row(self._unit, *self._buttons.values(), sizing_mode="stretch_width")
         right = pn.Column(pn.Row(self._category, sizing_mode="stretch_width"), self._queue,
@@ -288,16 +299,14 @@ def _pick_action(action: str, lang: str) -> str:
     return zh if lang == "zh" else en
 
 
-class TasksPage(pn.viewable.Viewer):
+class TasksPage(_Polling):
     """``/tasks`` for one grid worker's :class:`TasksState` (a phone screen)."""
 
     state = param.ClassSelector(class_=TasksState, constant=True)
-    poll_period_ms = param.Integer(default=5000, constant=True)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         s, lang = self.state, self.state.lang
-        self._callbacks: list[Any] = []
         self._head = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self._list = pn.Column(sizing_mode="stretch_width", css_classes=["ct-task-list"])
         self._detail = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width",
@@ -401,15 +410,6 @@ class TasksPage(pn.viewable.Viewer):
         if s.act(s.selected, action, note=self._note.value):
             self._note.value = ""
             self._show(s.selected if s.detail(s.selected) else 0)
-
-    def _poll(self) -> None:
-        self.state.refresh()
-
-    def start_callbacks(self) -> None:
-        """Reread the events every ``poll_period_ms`` (call in a served page)."""
-        if not self._callbacks:
-            self._callbacks = [pn.state.add_periodic_callback(self._poll,
-                                                              period=self.poll_period_ms)]
 
     def __panel__(self) -> Any:
         return pn.Column(self._head, self._message, self._list, self._panel,

@@ -369,6 +369,17 @@ def _check_values(cfg: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _unknown_keys(where: str, table: dict[str, Any], known: dict[str, Any]) -> list[str]:
+    """A problem per key of ``table`` not in ``known``, with the closest known key."""
+    problems = []
+    for key in table:
+        if key not in known:
+            hint = difflib.get_close_matches(key, list(known), n=1)
+            problems.append(f"unknown key '{where}.{key}'"
+                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    return problems
+
+
 _PRIORITIES = ("urgent", "high", "normal", "low")
 _CATEGORY_KEYS = {"zh": str, "en": str, "synonyms": list, "due_hours": dict,
                   "lockdown_due_hours": float}
@@ -391,11 +402,7 @@ def _events_problems(events: dict[str, Any], needs: dict[str, Any]) -> list[str]
             problems.append(f"{where} must be a table with keys {', '.join(_CATEGORY_KEYS)}")
             continue
         known = {**_CATEGORY_KEYS, **_CATEGORY_OPTIONAL}
-        for key in cat:
-            if key not in known:
-                hint = difflib.get_close_matches(key, list(known), n=1)
-                problems.append(f"unknown key 'events.categories.{name}.{key}'"
-                                + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        problems.extend(_unknown_keys(f"events.categories.{name}", cat, known))
         for key, kind in known.items():
             if key not in cat:
                 if key in _CATEGORY_KEYS:
@@ -431,12 +438,7 @@ def _need_problems(name: str, need: Any) -> list[str]:
     where = f"'needs.{name}'"
     if not isinstance(need, dict):
         return [f"{where} must be a table with keys {', '.join(_NEED_KEYS)}"]
-    problems = []
-    for key in need:
-        if key not in _NEED_KEYS:
-            hint = difflib.get_close_matches(key, list(_NEED_KEYS), n=1)
-            problems.append(f"unknown key 'needs.{name}.{key}'"
-                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    problems = _unknown_keys(f"needs.{name}", need, _NEED_KEYS)
     for key, kind in _NEED_KEYS.items():
         if key not in need:
             problems.append(f"{where} lacks {key!r}")
