@@ -82,7 +82,7 @@ def _read(root: Path, entry: dict) -> pd.DataFrame:
 def test_every_demo_file_maps_automatically(demo: tuple[Path, dict]) -> None:
     root, manifest = demo
     entries = [e for e in manifest["files"] if e["format"] != "geotiff"]
-    assert len(entries) == 9
+    assert len(entries) == 10  # four boundary layers (with the grid units) and six files
     for entry in entries:
         kind = KINDS[entry["kind"]]
         raw = _read(root, entry)
