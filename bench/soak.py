@@ -16,7 +16,7 @@ Usage::
     python bench/soak.py --workspace W [--minutes 120] [--screens 10] [--publish-every 300]
                          [--num-procs 1] [--bound-mb 150] [--json FILE]
 
-``W`` is a workspace `twin demo` made (its city files are in ``W/../city``); a user
+``W`` is a workspace `twin demo` made (its city files are in ``W/../source``); a user
 ``soak`` (viewer) is added if missing.
 """
 
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from twin.users import Users
 
     workspace = args.workspace.resolve()
-    source = args.stocks or workspace.parent / "city" / "stocks.csv"
+    source = args.stocks or workspace.parent / "source" / "stocks.csv"
     ws = Workspace.open(workspace)
     try:
         Users(ws).add(USER, "viewer", PASSWORD, actor="bench")
@@ -181,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="soak: cockpits on play for hours")
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--stocks", type=Path, default=None,
-                        help="stocks CSV to republish (default: W/../city/stocks.csv)")
+                        help="stocks CSV to republish (default: W/../source/stocks.csv)")
     parser.add_argument("--minutes", type=float, default=120.0)
     parser.add_argument("--warmup-minutes", type=float, default=5.0)
     parser.add_argument("--screens", type=int, default=10)

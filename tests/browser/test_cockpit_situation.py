@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dashboards.labels import KPI_NAMES
 from tests.browser.conftest import (
     _route_local_only,
     nonblank,
@@ -43,8 +44,6 @@ pytestmark = pytest.mark.browser
 
 TWIN = str(Path(sys.executable).with_name("twin"))
 VIEWER, PASSWORD = "demo", "demo-password-2"
-KPI_NAMES = ("new_cases", "lockdown_residents", "control_residents", "high_risk_communities",
-             "bed_occupancy", "low_cover")
 #: Websocket frames up to this size are protocol headers, ``{}`` buffers and Panel's
 #: ``busy`` flag flipping around every periodic callback: they say nothing about the page.
 TINY_FRAME = 100
