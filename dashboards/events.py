@@ -74,6 +74,17 @@ def label(key: str, lang: str) -> str:
     return zh if lang == "zh" else en
 
 
+_PAGER = {"first": "首页", "last": "末页", "prev": "上一页", "next": "下一页"}
+
+
+def _pager_language(lang: str) -> dict[str, Any]:
+    """Tabulator's pager buttons in the page's language (Tabulator's own are English)."""
+    if lang != "zh":
+        return {}
+    words = {**_PAGER, **{f"{k}_title": v for k, v in _PAGER.items()}}
+    return {"locale": "zh", "langs": {"zh": {"pagination": words}}}
+
+
 def _tiles(stats: dict[str, Any], lang: str) -> str:
     median = stats.get("median_hours_to_close")
     median_text = "–" if median is None else f"{median:.1f} {label('hours', lang)}"
@@ -82,7 +93,8 @@ def _tiles(stats: dict[str, Any], lang: str) -> str:
              ("closed_today", stats.get("closed_today", 0), False),
              ("median", median_text, False)]
     return '<div class="ct-tiles">' + "".join(
-        f'<div class="ct-tile ct-tile-{key}{" ct-bad" if bad else ""}"><b>{html.escape(str(v))}'
+        f'<div class="ct-tile ct-tile-{key}{" ct-bad" if bad else ""}"><b>'
+        f'{html.escape(f"{v:,}" if isinstance(v, int) else str(v))}'
         f"</b><span>{label(key, lang)}</span></div>" for key, v, bad in tiles) + "</div>"
 
 
@@ -180,7 +192,7 @@ class EventsPage(_Polling):
             s.queue, selectable="checkbox", disabled=True, show_index=False,
             sizing_mode="stretch_both", css_classes=["ct-queue"], theme="midnight",
             layout="fit_data_stretch", min_height=360, pagination="remote", page_size=20,
-            titles=titles)
+            titles=titles, configuration=_pager_language(lang))
         units = s.units()
         self._unit = pn.widgets.Select(name=label("unit", lang),
                                        options={"": "", **{f"{n} {c}": c for c, n in

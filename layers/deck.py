@@ -94,7 +94,12 @@ def deck(layers: Sequence[MapLayer], *, bounds: Sequence[float] | None = None,
     provider or style, a view fitted to ``bounds`` (default: the layers' data) and per-layer
     tooltips."""
     _check(layers)
-    return pdk.Deck(layers=[layer.layer for layer in layers],
+    full = []
+    for layer in layers:
+        with_records = copy.copy(layer.layer)
+        with_records.data = layer.data  # pydeck's records, for its own JSON and HTML
+        full.append(with_records)
+    return pdk.Deck(layers=full,
                     initial_view_state=_view(layers, bounds, view, pitch),
                     map_provider=None, map_style=None, tooltip=tooltips(layers) or False)
 
@@ -115,9 +120,7 @@ def deck_spec(layers: Sequence[MapLayer], *, bounds: Sequence[float] | None = No
             raise LayerInputError(f"layers {mixed} were built for another language than {lang}")
     specs = []
     for layer in layers:
-        bare = copy.copy(layer.layer)  # serialise the properties, not the records
-        bare._data = None
-        spec = json.loads(bare.to_json())
+        spec = json.loads(layer.layer.to_json())  # the properties; make_layer kept no records
         spec.pop("data", None)
         data = layer.data
         if isinstance(data, pd.DataFrame):

@@ -43,9 +43,9 @@ def event_points(frame: pd.DataFrame, labels: dict[str, tuple[str, str]], lang: 
     out = pd.DataFrame({
         "lon": frame["lng"].round(6).to_numpy(float), "lat": frame["lat"].round(6).to_numpy(float),
         "id": frame["id"].to_numpy(np.int64),
-        "category": [labels.get(c, (c, c))[word] for c in frame["category"]],
+        "category": [labels.get(c, (c, c))[word] for c in frame["category"].tolist()],
         "state": frame["state"].astype(str).to_numpy(),
-        "due": [_due_text(m, lang) for m in minutes],
+        "due": [_due_text(m, lang) for m in minutes.tolist()],
         "address": frame.get("address", pd.Series([""] * len(frame))).astype(str).to_numpy(),
         "radius": np.where(overdue, 9, 6).astype(np.int8),
     })

@@ -126,6 +126,8 @@ def test_a_hotline_call_goes_round_the_whole_loop(chromium: Any, app: Any,
         page.wait_for_selector(".ct-events-map canvas", state="attached", timeout=60_000)
         page.wait_for_timeout(3_000)
         assert _tile(page, ".ct-tile-open") == "0"
+        pager = page.locator(".ct-queue .tabulator-paginator").first.inner_text()
+        assert "下一页" in pager and "Next" not in pager, pager  # the page's language
         map_box = page.locator(".ct-events-map").bounding_box()
         box = (int(map_box["x"]), int(map_box["y"]), int(map_box["x"] + map_box["width"]),
                int(map_box["y"] + map_box["height"]))
