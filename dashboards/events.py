@@ -10,6 +10,7 @@ and accept / start / resolve with a note. Both pages reread the events every few
 
 from __future__ import annotations
 
+import contextlib
 import html
 from typing import Any
 
@@ -19,7 +20,7 @@ import param
 import shapely
 
 import layers
-from dashboards.events_state import ACTION_LABELS, EventsState, TasksState
+from dashboards.events_state import ACTION_LABELS, AGES, EventsState, TasksState
 from layers.events import CATEGORY_COLORS
 from twin.events.rules import PRIORITIES, PRIORITY_LABELS
 
@@ -35,6 +36,8 @@ CSS = """
 .ct-tile.ct-bad b { color: #ff7a7a; }
 .ct-msg { color: #9fd3ff; min-height: 1.3em; font-size: 15px; }
 .ct-legend-row { display: flex; flex-wrap: wrap; gap: 10px; font-size: 13px; color: #aab3c5; }
+.ct-legend-cover .citytwin-legend { display: flex; flex-wrap: wrap; gap: 10px;
+  align-items: center; font-size: 13px; color: #aab3c5; margin-top: 4px; }
 .ct-dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%;
   margin-right: 4px; vertical-align: middle; }
 .ct-card { background: #1b2233; border-radius: 10px; padding: 10px 12px; margin: 0;
@@ -50,7 +53,8 @@ _LABELS = {
     "open": ("待办", "open"), "overdue": ("超时", "overdue"),
     "closed_today": ("今日办结", "closed today"), "median": ("办结中位时长", "median to close"),
     "queue": ("待办队列（按时限）", "Queue (by due time)"), "category": ("类别", "Category"),
-    "all": ("全部类别", "all categories"), "unit": ("派至网格", "Assign to grid unit"),
+    "all": ("全部类别", "all categories"), "age": ("时长", "Age"),
+    "unit": ("派至网格", "Assign to grid unit"),
     "note": ("说明（办结、驳回、升级须填写）", "Note (needed to resolve, reject, escalate)"),
     "new_call": ("登记来电", "Record a call"), "priority": ("紧急程度", "Priority"),
     "building": ("建筑编号", "Building id"), "lng": ("经度 WGS84", "Longitude WGS84"),
@@ -120,16 +124,35 @@ def _build_base(state: Any, zones: list[Any]) -> list[Any]:
     out = []
     if "district" in frames:
         out.append(layers.land(frames["district"], state.lang))
+    if zones:
+        # The gaps beside the requests: each zone's days of drinking water (the cockpit's
+        # 保障天数 layer), its demand including the open supply requests inside it.
+        import datetime as dt
+
+        from dashboards.situation import shared_situation
+        from dashboards.state import COVER_RESOURCE
+
+        situation = shared_situation(state.workspace.root).current().situation
+        day = situation.clamp(dt.date.today())
+        gaps = situation.gaps(day)
+        if len(gaps):
+            with contextlib.suppress(layers.LayerError):
+                out.append(layers.cover_areas(gaps, situation.zone_frame(day), COVER_RESOURCE,
+                                              state.lang))
     for level in ("grid", "community"):
         if level in frames:
             out.append(layers.boundary_lines(frames[level], state.lang, level=level))
     if zones:
-        from dashboards.situation import shared_situation
-
-        situation = shared_situation(state.workspace.root).current().situation
         out.extend(layers.zone_layers(zones, [situation.outline(z) for z in zones],
                                       state.lang))
     return out
+
+
+def _legend_html_for(base: list[Any], lang: str) -> str:
+    """The legend of the base layers that have one (the zones' days of cover)."""
+    cover = "".join(f"<div>{layer.legend.to_html(lang)}</div>" for layer in base
+                    if layer.legend is not None and layer.id.startswith("cover"))
+    return f'<div class="ct-legend-cover">{cover}</div>' if cover else ""
 
 
 def _bounds(state: Any) -> tuple[float, float, float, float]:
@@ -174,7 +197,9 @@ class EventsPage(_Polling):
         self._bounds = _bounds(s)
         points = layers.event_points(s.points(), labels, lang)
         maplayers = [*self._base, points]
-        self._map = pn.pane.DeckGL(layers.deck_spec(maplayers, bounds=self._bounds, lang=lang),
+        # The map takes about half a 1920-wide desk screen, below the tiles.
+        view = layers.view_for_bounds(self._bounds, width=900, height=760)
+        self._map = pn.pane.DeckGL(layers.deck_spec(maplayers, view=view, lang=lang),
                                    tooltips=layers.tooltips(maplayers), sizing_mode="stretch_both",
                                    min_height=520, css_classes=["ct-events-map"],
                                    throttle={"view": 500, "hover": 200})
@@ -186,6 +211,11 @@ class EventsPage(_Polling):
                                                   for code, (zh, en) in labels.items()}},
             value="", css_classes=["ct-category"], width=220)
         self._category.param.watch(self._on_category, "value")
+        self._age = pn.widgets.Select(
+            name=label("age", lang), options={(zh if lang == "zh" else en): code
+                                              for code, (zh, en) in AGES.items()},
+            value="", css_classes=["ct-age"], width=200)
+        self._age.param.watch(self._on_age, "value")
         titles = {k: label(k, lang) for k in ("id", "category", "priority", "state", "holder",
                                                "left", "address", "description")}
         self._queue = pn.widgets.Tabulator(
@@ -221,7 +251,8 @@ class EventsPage(_Polling):
             f"{html.escape(zh if lang == 'zh' else en)}</span>"
             for code, (zh, en) in self._labels.items())
         late = "红圈：超时" if lang == "zh" else "red ring: overdue"
-        return f'<div class="ct-legend-row">{items}<span>{late}</span></div>'
+        return (f'<div class="ct-legend-row">{items}<span>{late}</span></div>'
+                f"{_legend_html_for(self._base, lang)}")
 
     def _new_call_form(self, lang: str, labels: dict[str, tuple[str, str]]) -> Any:
         w = {
@@ -278,6 +309,10 @@ class EventsPage(_Polling):
         self.state.category = event.new
         self.state.refresh()
 
+    def _on_age(self, event: Any) -> None:
+        self.state.age = event.new
+        self.state.refresh()
+
     def _on_message(self, event: Any) -> None:
         self._message.object = html.escape(event.new)
 
@@ -298,8 +333,8 @@ class EventsPage(_Polling):
 
     def __panel__(self) -> Any:
         actions = pn.Row(self._unit, *self._buttons.values(), sizing_mode="stretch_width")
-        right = pn.Column(pn.Row(self._category, sizing_mode="stretch_width"), self._queue,
-                          self._note, actions, self._message, self._form,
+        filters = pn.Row(self._category, self._age, sizing_mode="stretch_width")
+        right = pn.Column(filters, self._queue, self._note, actions, self._message, self._form,
                           sizing_mode="stretch_both", styles={"min-width": "0"})
         left = pn.Column(self._map, self._legend, sizing_mode="stretch_both")
         return pn.Column(self._tiles, pn.Row(left, right, sizing_mode="stretch_both"),

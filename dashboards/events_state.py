@@ -21,7 +21,8 @@ from twin.events.staff import units_of_user
 from twin.events.store import Events
 from twin.users import User, require
 
-__all__ = ["ACTION_LABELS", "EventsState", "TasksState", "queue_frame", "shared_events"]
+__all__ = ["ACTION_LABELS", "AGES", "EventsState", "TasksState", "by_age", "queue_frame",
+           "shared_events"]
 
 _LOCATOR_TTL_S = 60.0
 _shared: dict[str, tuple[float, Events]] = {}
@@ -79,6 +80,26 @@ def _labels(table: dict[str, tuple[str, str]], lang: str) -> dict[str, str]:
 
 def _state_labels(lang: str) -> dict[str, str]:
     return _labels({k: (v, k.replace("_", " ")) for k, v in STATE_LABELS.items()}, lang)
+
+
+#: The age filter of the dispatchers' page: code -> (Chinese, English).
+AGES: dict[str, tuple[str, str]] = {
+    "": ("全部时长", "any age"), "overdue": ("仅超时", "overdue only"),
+    "2h": ("报告超过2小时", "reported over 2 h ago"),
+    "24h": ("报告超过24小时", "reported over 24 h ago"),
+}
+
+
+def by_age(frame: pd.DataFrame, age: str, now: pd.Timestamp) -> pd.DataFrame:
+    """The rows of ``frame`` (``due_at``, ``reported_at``) of an age (see :data:`AGES`)."""
+    if not age or frame.empty:
+        return frame
+    if age == "overdue":
+        keep = pd.to_datetime(frame["due_at"], utc=True) < now
+    else:
+        hours = {"2h": 2, "24h": 24}[age]
+        keep = pd.to_datetime(frame["reported_at"], utc=True) <= now - pd.Timedelta(hours=hours)
+    return frame[keep.to_numpy()].reset_index(drop=True)
 
 
 def queue_frame(frame: pd.DataFrame, events: Events, lang: str, *,
@@ -168,6 +189,8 @@ class EventsState(_Base):
     """The dispatcher's view: every open event, the queue by due time, actions on many."""
 
     category = param.String(default="", doc="Only this category ('' for all).")
+    age = param.Selector(default="", objects=list(AGES), doc="Only events this old ('': all; "
+                         "'overdue': past their due time; '2h', '24h': reported that long ago).")
 
     def __init__(self, workspace: Any, *, user: User, lang: str = "zh") -> None:
         require(user, "dispatch_events")
@@ -176,8 +199,9 @@ class EventsState(_Base):
 
     def _query(self) -> pd.DataFrame:
         # Resolved events stay in the queue until the resident confirms (or they are closed).
-        return self.events.table(category=self.category or None, columns=_QUEUE_COLUMNS,
-                                 states={*OPEN_STATES, "resolved"})
+        frame = self.events.table(category=self.category or None, columns=_QUEUE_COLUMNS,
+                                  states={*OPEN_STATES, "resolved"})
+        return by_age(frame, self.age, pd.Timestamp.now(tz="UTC"))
 
     def units(self) -> dict[str, str]:
         """Grid units to assign to: code -> name."""

@@ -457,3 +457,36 @@ def test_viewers_see_counts_per_grid_unit_with_small_counts_suppressed(fresh) ->
     assert tiles["open_events"]["value"] == 3 and tiles["open_events"]["display"] == "<10"
     planner = CockpitState(ws, role="planner").kpis()
     assert planner["open_events"]["display"] == "3"
+
+
+def test_the_dispatchers_map_shows_the_zones_days_of_cover_beside_the_events(demo) -> None:
+    from dashboards.events import _base_layers, _legend_html_for
+    from dashboards.events_state import EventsState
+    from twin.users import Users
+
+    ws, _ = demo
+    users = Users(ws)
+    users.add("map-dispatcher", "dispatcher", "map-pass-123", actor="t")
+    state = EventsState(ws, user=users.get("map-dispatcher"))
+    base = _base_layers(state)
+    ids = [layer.id for layer in base]
+    cover = next(layer for layer in base if layer.id.startswith("cover_"))
+    # Under the grid lines and the zone outlines, above the land.
+    assert ids.index(cover.id) < min(i for i, name in enumerate(ids) if "zone" in name)
+    assert len(cover.data["features"]) >= 1
+    assert "保障天数" in _legend_html_for(base, state.lang)
+
+
+def test_the_age_filter_keeps_overdue_and_old_events() -> None:
+    from dashboards.events_state import by_age
+
+    now = pd.Timestamp("2026-04-30T12:00:00Z")
+    frame = pd.DataFrame({"id": [1, 2, 3],
+                          "reported_at": ["2026-04-30T11:00:00Z", "2026-04-30T09:00:00Z",
+                                          "2026-04-29T10:00:00Z"],
+                          "due_at": ["2026-04-30T11:30:00Z", "2026-04-30T13:00:00Z",
+                                     "2026-04-30T12:00:00Z"]})
+    assert by_age(frame, "", now)["id"].tolist() == [1, 2, 3]
+    assert by_age(frame, "overdue", now)["id"].tolist() == [1]  # due exactly now: not yet
+    assert by_age(frame, "2h", now)["id"].tolist() == [2, 3]
+    assert by_age(frame, "24h", now)["id"].tolist() == [3]

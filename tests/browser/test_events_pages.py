@@ -171,6 +171,15 @@ def test_a_hotline_call_goes_round_the_whole_loop(chromium: Any, app: Any,
         assert changed.sum() > 30, "the new event did not appear on the map"
         page.screenshot(path=str(tmp_path / "events-1920x1080.png"))
 
+        # Filtered to the overdue ones, the queue is empty (due in 2 hours); then all again.
+        page.select_option(".ct-age select", label="仅超时")
+        _wait("overdue-only queue", lambda: page.locator(".ct-queue .tabulator-row").count(),
+              lambda n: n == 0, page)
+        page.select_option(".ct-age select", label="全部时长")
+        _wait("queue row again", lambda: page.locator(".ct-queue .tabulator-row").count(),
+              lambda n: n == 1, page)
+        row = page.locator(".ct-queue .tabulator-row").first
+
         # The dispatcher assigns it (again) to the grid unit, with a note.
         row.locator("input[type=checkbox]").check()
         from twin.events.locate import Locator
