@@ -85,6 +85,26 @@ button { margin-top:1.4em; width:100%; padding:.7em; font-size:1em; border:0; bo
 </form></body></html>
 """
 
+#: GET /logout: a confirmation whose button posts the CSRF token (a link or an image on
+#: another site cannot log anyone out).
+LOGOUT_CONFIRM_HTML = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><title>citytwin 退出 Log out</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body { background:#0e1320; color:#e8eaf0; font-family: "Noto Sans CJK SC",
+"Microsoft YaHei", system-ui, sans-serif; display:flex; align-items:center;
+justify-content:center; height:100vh; margin:0; }
+form { background:#1b2233; padding:2.5em 3em; border-radius:12px; min-width:320px; }
+button { margin-top:1.2em; width:100%; padding:.7em; font-size:1em; border:0;
+border-radius:6px; background:#4f8cff; color:white; cursor:pointer; }
+a { color:#9fd3ff; }</style></head>
+<body><form class="ct-logout" action="/logout" method="post">
+<p>退出登录？ · Log out{{ user_suffix }}?</p>
+<input type="hidden" name="_xsrf" value="{{ xsrf_token }}">
+<button type="submit" class="ct-logout-submit" autofocus>退出 Log out</button>
+<p><a href="/cockpit">返回驾驶舱 Back to the cockpit</a></p>
+</form></body></html>
+"""
+
 LOGOUT_HTML = """<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><title>citytwin</title>
 <style>body { background:#0e1320; color:#e8eaf0; font-family: system-ui, sans-serif;
@@ -141,6 +161,7 @@ class TwinAuthProvider(BasicAuthProvider):
     def __init__(self, workspace: Any, *, secure: bool = False, **kwargs: Any) -> None:
         self.workspace = workspace  # before super(): Bokeh validates the handlers there
         self.secure = secure
+        self._confirm_template = jinja2.Template(LOGOUT_CONFIRM_HTML, autoescape=True)
         super().__init__(**kwargs)
         self._login_template = jinja2.Template(LOGIN_HTML, autoescape=True)
         self._logout_template = jinja2.Template(LOGOUT_HTML, autoescape=True)
@@ -245,12 +266,38 @@ class TwinAuthProvider(BasicAuthProvider):
     def logout_handler(self) -> type[LogoutHandler]:
         template, endpoint, workspace = (self._logout_template, self._login_endpoint,
                                          self.workspace)
+        confirm = self._confirm_template
 
         class TwinLogoutHandler(LogoutHandler):
             _logout_template = template
             _login_endpoint = endpoint
 
             def get(self) -> None:
+                # Logging out changes state: a GET only asks, the button posts the token.
+                self.set_header("Cache-Control", "no-store")
+                user = request_user(self, workspace)
+                if user is None:  # nothing to end: say so (and clear what is left)
+                    self.clear_cookie(SESSION_COOKIE, path=pn.config.cookie_path)
+                    super().get()
+                    return
+                self.write(confirm.render(user_suffix=f" ({user})",
+                                          xsrf_token=self.xsrf_token.decode("ascii")))
+
+            def check_xsrf_cookie(self) -> None:
+                try:
+                    super().check_xsrf_cookie()
+                except tornado.web.HTTPError:
+                    self.set_status(403)
+                    self.finish(REFUSED_HTML.format(
+                        title="403", message=html.escape(
+                            "退出请求无法验证，请在本站的退出页面确认 · the log-out request "
+                            "could not be verified; confirm it on this server's log-out page"),
+                        login="/logout"))
+
+            def post(self) -> None:
+                self.check_xsrf_cookie()
+                if self._finished:  # refused: no valid CSRF token, nothing ended
+                    return
                 # The session ends on the server: a copy of the cookie opens nothing after.
                 days = float(workspace.config["security"]["session_days"])
                 Sessions(workspace).end(request_session(self, days),

@@ -14,6 +14,7 @@ import pytest
 
 from dashboards.app import local_path
 from tests.conftest import fused_demo
+from tests.logins import logout
 
 TWIN = str(Path(sys.executable).with_name("twin"))
 PASSWORD = "hardening-pass-1"
@@ -160,13 +161,37 @@ def test_a_cookie_copied_before_logout_opens_nothing_after(server: tuple[str, An
     base, ws = server
     cookie = _session_cookie(base)
     assert _status(base, "/cockpit", cookie)[0] == 200
-    assert _status(base, "/logout", cookie)[0] == 200
+    assert logout(base, cookie) == 200
     status, location, _ = _status(base, "/cockpit", cookie)
     assert status == 302 and "login?next=" in location, (status, location)
     with ws.connect() as conn:
-        logout = conn.execute("SELECT actor FROM audit WHERE action = 'users.logout' "
-                              "ORDER BY id DESC").fetchone()
-    assert logout["actor"] == "plan"
+        audited = conn.execute("SELECT actor FROM audit WHERE action = 'users.logout' "
+                               "ORDER BY id DESC").fetchone()
+    assert audited["actor"] == "plan"
+
+
+def test_a_link_or_a_cross_site_post_logs_nobody_out(server: tuple[str, Any]) -> None:
+    """Finding: GET /logout ended the session, so any page could log a screen out with an
+    image tag; a POST without this server's CSRF token ends nothing either."""
+    base, _ = server
+    cookie = _session_cookie(base)
+    status, _, body = _status(base, "/logout", cookie)
+    assert status == 200 and 'name="_xsrf"' in body and "退出" in body  # only asks
+    assert _status(base, "/cockpit", cookie)[0] == 200
+    url = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        conn.request("POST", "/logout", body="_xsrf=forged", headers={
+            "Cookie": cookie, "Origin": "http://evil.example",
+            "Content-Type": "application/x-www-form-urlencoded"})
+        answer = conn.getresponse()
+        assert answer.status == 403, answer.status
+        assert "Traceback" not in answer.read().decode()
+    finally:
+        conn.close()
+    assert _status(base, "/cockpit", cookie)[0] == 200  # still logged in
+    assert logout(base, cookie) == 200
+    assert _status(base, "/cockpit", cookie)[0] == 302
 
 
 def test_twin_audit_shows_who_logged_in_and_out_from_where(server: tuple[str, Any]) -> None:
@@ -175,7 +200,7 @@ def test_twin_audit_shows_who_logged_in_and_out_from_where(server: tuple[str, An
 
     base, ws = server
     cookie = _session_cookie(base, "plan")
-    _status(base, "/logout", cookie)
+    assert logout(base, cookie) == 200
     out = subprocess.run([TWIN, "audit", str(ws.root), "--user", "plan", "--action", "users.",
                           "--since", "2020-01-01", "--json"],
                          check=True, capture_output=True, text=True).stdout

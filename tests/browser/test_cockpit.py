@@ -112,6 +112,8 @@ def test_viewer_sees_the_cockpit_offline(cockpit, page, recorded, tmp_path: Path
     page.goto(f"{base}/detail")
     page.locator(".ct-refused").first.wait_for(timeout=30_000)
     page.goto(f"{base}/logout")
+    page.click(".ct-logout-submit")  # a GET only asks; the button posts
+    page.get_by_text("已退出").first.wait_for(timeout=30_000)
 
 
 def test_kiosk_hides_the_controls(cockpit, page) -> None:

@@ -255,6 +255,8 @@ def test_roles_open_only_their_pages(chromium: Any, app: Any) -> None:
         assert page.goto(f"{base}/events").status == 403
         assert page.goto(f"{base}/tasks").status == 403
         page.goto(f"{base}/logout")
+        page.click(".ct-logout-submit")  # a GET only asks; the button posts
+        page.get_by_text("已退出").first.wait_for(timeout=30_000)
         _log_in(page, base, "grid", "/tasks")
         assert page.goto(f"{base}/events").status == 403
     finally:

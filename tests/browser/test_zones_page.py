@@ -659,3 +659,5 @@ def test_viewer_and_gis_are_refused_and_get_no_map(app, page) -> None:
         assert page.locator(".ct-zones-map").count() == 0
         assert page.evaluate("window.ctZoneMap === undefined")
         page.goto(f"{base}/logout")
+        page.click(".ct-logout-submit")  # a GET only asks; the button posts
+        page.get_by_text("已退出").first.wait_for(timeout=30_000)
