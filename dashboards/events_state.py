@@ -15,7 +15,7 @@ import pandas as pd
 import param
 
 from twin.errors import AuthError, TwinError
-from twin.events.machine import OPEN_STATES, STATE_LABELS, legal_actions
+from twin.events.machine import ACTION_LABELS, OPEN_STATES, STATE_LABELS, legal_actions
 from twin.events.rules import PRIORITY_LABELS
 from twin.events.staff import units_of_user
 from twin.events.store import Events
@@ -43,12 +43,6 @@ def shared_events(workspace: Any) -> Events:
         _shared[key] = (time.monotonic(), events)
     return events
 
-ACTION_LABELS: dict[str, tuple[str, str]] = {
-    "assign": ("派单", "assign"), "accept": ("接单", "accept"), "start": ("开始处置", "start"),
-    "resolve": ("办结", "resolve"), "confirm": ("回访确认", "confirm"), "close": ("关闭", "close"),
-    "reject": ("驳回", "reject"), "reopen": ("重启", "reopen"), "escalate": ("上报升级",
-                                                                            "escalate"),
-}
 _LEVELS = {"grid": ("网格", "grid unit"), "street": ("街道", "street"),
            "district": ("区", "district")}
 #: Columns the queue reads from the database (never the reporter's name or phone there).
@@ -176,7 +170,7 @@ class _Base(param.Parameterized):
                     self.events.act(i, action, actor=self.user.name, note=note,
                                     only_units=only_units)
         except (TwinError, AuthError) as exc:
-            self._say(f"未执行：{exc}", f"not done: {exc}")
+            self._say(f"未执行：{exc.text('zh')}", f"not done: {exc}")
             return False
         names = ", ".join(f"#{i}" for i in ids[:10]) + (" …" if len(ids) > 10 else "")
         self._say(f"{_pick(ACTION_LABELS, action, 'zh')}：{names}",
@@ -221,7 +215,7 @@ class EventsState(_Base):
             event = submit(self.events, fields, channel="hotline", actor=self.user.name,
                            source="events page")
         except TwinError as exc:
-            self._say(f"未登记：{exc}", f"not recorded: {exc}")
+            self._say(f"未登记：{exc.text('zh')}", f"not recorded: {exc}")
             return None
         where = self.names.get(event.unit or "", event.unit or "")
         if event.duplicate_of:

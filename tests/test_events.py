@@ -490,3 +490,25 @@ def test_the_age_filter_keeps_overdue_and_old_events() -> None:
     assert by_age(frame, "overdue", now)["id"].tolist() == [1]  # due exactly now: not yet
     assert by_age(frame, "2h", now)["id"].tolist() == [2, 3]
     assert by_age(frame, "24h", now)["id"].tolist() == [3]
+
+
+def test_the_dispatcher_reads_a_refusal_in_the_pages_language(demo) -> None:
+    from dashboards.events_state import EventsState
+    from twin.users import Users
+
+    ws, _ = demo
+    users = Users(ws)
+    users.add("zh-dispatcher", "dispatcher", "zh-pass-1234", actor="t")
+    user = users.get("zh-dispatcher")
+    lng, lat = _centre(_outside_zones_cell(ws))
+    zh = EventsState(ws, user=user)
+    event_id = zh.submit({"category": "other", "lng": str(lng), "lat": str(lat),
+                          "description": "门口堆放杂物"})
+    assert event_id is not None
+    assert not zh.act([event_id], "confirm")  # assigned, not resolved: refused
+    assert zh.message.startswith("未执行：事件已派单，不能回访确认"), zh.message
+    en = EventsState(ws, user=user, lang="en")
+    assert not en.act([event_id], "confirm")
+    assert en.message.startswith("not done: 'confirm' is not allowed"), en.message
+    assert not zh.submit({"category": "nonsense", "description": "x"})
+    assert zh.message.startswith("未登记：没有“nonsense”这一类别"), zh.message

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from twin.errors import EventTransitionError
 from twin.events import ACTIONS, ESCALATION_LEVELS, STATES, EventState, Step, apply, replay
-from twin.events.machine import legal_actions
+from twin.events.machine import ACTION_LABELS, STATE_LABELS, legal_actions
 
 #: A way to reach each state from "reported".
 PATHS: dict[str, list[str]] = {
@@ -73,9 +73,13 @@ def test_every_step_is_legal_or_refused_as_worked_out(state: str, action: str) -
         assert after.steps == before.steps + 1
         assert action in legal_actions(state)
     else:
-        with pytest.raises(EventTransitionError, match=f"from {state} the actions are"):
+        with pytest.raises(EventTransitionError, match=f"from {state} the actions are") as info:
             apply(before, _step(action, 99))
         assert action not in legal_actions(state)
+        # On the pages, in Chinese: the state, the refused step, what may be done instead.
+        zh = info.value.text("zh")
+        assert STATE_LABELS[state] in zh and ACTION_LABELS[action][0] in zh, zh
+        assert all(ACTION_LABELS[a][0] in zh for a in legal_actions(state)), zh
 
 
 def test_escalation_climbs_grid_street_district_and_stops() -> None:

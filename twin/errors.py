@@ -59,6 +59,17 @@ class TwinError(Exception):
 
     #: Whether repeating the same action later may succeed (e.g. the database was busy).
     retryable: bool = False
+    #: The message in Chinese, for errors people meet on the pages (None: English only).
+    zh: str | None = None
+
+    def __init__(self, *args: object, zh: str | None = None) -> None:
+        super().__init__(*args)
+        if zh is not None:
+            self.zh = zh
+
+    def text(self, lang: str) -> str:
+        """The message in ``lang`` ("zh" or "en"; English where no Chinese one was given)."""
+        return self.zh if lang == "zh" and self.zh else str(self)
 
 
 class TwinWarning(UserWarning):

@@ -253,10 +253,12 @@ def submit(events: Events, fields: dict[str, str], *, channel: str, actor: str,
     if code not in events.categories and classify(code, events.categories) == ("other", False):
         raise EventInputError(f"category {code!r} is not a category; use one of "
                               + ", ".join(f"{c.code} ({c.zh})"
-                                          for c in events.categories.values()))
+                                          for c in events.categories.values()),
+                              zh=f"没有“{code}”这一类别；可选："
+                                 + "、".join(c.zh for c in events.categories.values()))
     if not fields.get("building_id") and not (fields.get("lat") and fields.get("lng")):
         raise EventInputError("a request needs its place: lat and long (WGS84), or the id of "
-                              "a building")
+                              "a building", zh="请填写地点：经纬度（WGS84）或楼栋编号")
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     columns = {c: str(fields.get(c, "") or "") for c in COLUMN_NAMES}
     columns.update(ref="", reported_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), channel=channel)

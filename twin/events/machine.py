@@ -17,9 +17,8 @@ from dataclasses import dataclass, replace
 
 from twin.errors import EventTransitionError
 
-__all__ = ["ACTIONS", "ESCALATION_LEVELS", "OPEN_STATES", "STATES", "STATE_LABELS", "EventState",
-           "Step",
-           "apply", "legal_actions", "replay", "target_of"]
+__all__ = ["ACTIONS", "ACTION_LABELS", "ESCALATION_LEVELS", "OPEN_STATES", "STATES",
+           "STATE_LABELS", "EventState", "Step", "apply", "legal_actions", "replay", "target_of"]
 
 #: Every state an event can be in.
 STATES: tuple[str, ...] = ("reported", "assigned", "accepted", "in_progress", "resolved",
@@ -56,6 +55,18 @@ _LABELS = {
 
 #: state -> its Chinese name.
 STATE_LABELS = _LABELS
+#: action -> (Chinese, English), as the pages' buttons name them.
+ACTION_LABELS: dict[str, tuple[str, str]] = {
+    "assign": ("派单", "assign"), "accept": ("接单", "accept"), "start": ("开始处置", "start"),
+    "resolve": ("办结", "resolve"), "confirm": ("回访确认", "confirm"), "close": ("关闭", "close"),
+    "reject": ("驳回", "reject"), "reopen": ("重启", "reopen"),
+    "escalate": ("上报升级", "escalate"),
+}
+_LEVEL_ZH = {"grid": "网格", "street": "街道", "district": "区"}
+
+
+def _zh(action: str) -> str:
+    return ACTION_LABELS.get(action, (action, action))[0]
 
 
 @dataclass(frozen=True)
@@ -109,27 +120,36 @@ def apply(current: EventState, step: Step) -> EventState:
     """
     if step.action not in _TRANSITIONS:
         raise EventTransitionError(f"unknown action {step.action!r}; the actions are "
-                                   f"{', '.join(ACTIONS)}")
+                                   f"{', '.join(ACTIONS)}",
+                                   zh=f"没有“{step.action}”这一操作")
     sources, target = _TRANSITIONS[step.action]
     if current.state not in sources:
         allowed = legal_actions(current.state)
         raise EventTransitionError(
             f"{step.action!r} is not allowed for an event that is {current.label}; from "
-            f"{current.state} the actions are: {', '.join(allowed) if allowed else 'none'}")
+            f"{current.state} the actions are: {', '.join(allowed) if allowed else 'none'}",
+            zh=f"事件{_LABELS[current.state]}，不能{_zh(step.action)}；可以："
+               f"{'、'.join(map(_zh, allowed)) if allowed else '无'}")
     if step.action in _NEEDS_NOTE and not step.note.strip():
         raise EventTransitionError(f"{step.action} needs a note saying why (e.g. what was "
-                                   "done, or why it is rejected); nothing was changed")
+                                   "done, or why it is rejected); nothing was changed",
+                                   zh=f"{_zh(step.action)}须填写说明（做了什么，或驳回原因）；"
+                                      "未作任何更改")
     level, unit = current.level, current.unit
     if step.action == "escalate":
         index = ESCALATION_LEVELS.index(level)
         if index + 1 >= len(ESCALATION_LEVELS):
             raise EventTransitionError(f"the event is already with the {level}, the top "
-                                       "level; assign it there instead of escalating")
+                                       "level; assign it there instead of escalating",
+                                       zh=f"事件已在{_LEVEL_ZH.get(level, level)}（最高一级），"
+                                          "请在该级派单，不能再升级")
         level = ESCALATION_LEVELS[index + 1]
     if step.action in ("assign", "escalate"):
         if not step.unit:
             raise EventTransitionError(f"{step.action} needs the unit that takes the event "
-                                       f"over (a {level} unit); nothing was changed")
+                                       f"over (a {level} unit); nothing was changed",
+                                       zh=f"{_zh(step.action)}须选择接手的"
+                                          f"{_LEVEL_ZH.get(level, level)}；未作任何更改")
         unit = step.unit
     resolved_at = step.at if target == "resolved" else (
         None if target == "reopened" else current.resolved_at)

@@ -431,10 +431,14 @@ class Events:
         event = self._get(conn, event_id)
         if event.duplicate_of is not None:
             raise EventInputError(f"event {event.id} is a duplicate of event "
-                                  f"{event.duplicate_of}; act on {event.duplicate_of}")
+                                  f"{event.duplicate_of}; act on {event.duplicate_of}",
+                                  zh=f"事件 #{event.id} 是 #{event.duplicate_of} 的重复来电，"
+                                     f"请处理 #{event.duplicate_of}")
         if only_units is not None and event.unit not in set(only_units):
             raise AuthError(f"event {event.id} is held by {event.unit or 'nobody'}, not by your "
-                            "unit; ask the dispatcher to reassign it")
+                            "unit; ask the dispatcher to reassign it",
+                            zh=f"事件 #{event.id} 不在您的网格（由 {event.unit or '无人'} 承办），"
+                               "请联系调度员改派")
         steps = self._steps(conn, event.id)
         current = replay(steps)
         if action == "escalate" and not unit:
