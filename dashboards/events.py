@@ -148,6 +148,27 @@ def _build_base(state: Any, zones: list[Any]) -> list[Any]:
     return out
 
 
+#: The most buildings on a grid worker's small map (a few streets round the door).
+_MAX_TASK_BUILDINGS = 3_000
+_STREETS: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _street_frames(workspace: Any) -> tuple[Any, Any]:
+    """The workspace's current roads and buildings (None where it has none), read once per
+    version and process."""
+    current: dict[str, Any] = {}
+    for layer in workspace.layers():
+        if layer.kind in ("roads", "buildings") and layer.current is not None:
+            current.setdefault(layer.kind, layer.current)
+    key = (str(workspace.root), *sorted((k, v.layer, v.version) for k, v in current.items()))
+    if key not in _STREETS:
+        if len(_STREETS) >= 4:  # older versions: drop them
+            _STREETS.clear()
+        _STREETS[key] = tuple(workspace.read(current[kind].layer) if kind in current else None
+                              for kind in ("roads", "buildings"))
+    return _STREETS[key]
+
+
 def _legend_html_for(base: list[Any], lang: str) -> str:
     """The legend of the base layers that have one (the zones' days of cover)."""
     cover = "".join(f"<div>{layer.legend.to_html(lang)}</div>" for layer in base
@@ -439,6 +460,18 @@ class TasksPage(_Polling):
         level = "grid" if "grid" in frames else "community"
         near = frames[level][frames[level].geometry.intersects(box)]
         base = [layers.boundaries(near, lang, level=level, land=True)] if len(near) else []
+        # The buildings and roads round the door, for finding it (flat: seen from above).
+        roads, buildings = _street_frames(s.workspace)
+        west, south, east, north = (info["lng"] - 2 * pad, info["lat"] - 2 * pad,
+                                    info["lng"] + 2 * pad, info["lat"] + 2 * pad)
+        if buildings is not None:
+            close = buildings.cx[west:east, south:north].head(_MAX_TASK_BUILDINGS)
+            if len(close):
+                base.append(layers.buildings(close, lang, extruded=False))
+        if roads is not None:
+            close = roads.cx[west:east, south:north]
+            if len(close):
+                base.append(layers.roads(close, lang))
         self._map.object = layers.deck_spec(
             [*base, dot], bounds=(info["lng"] - pad, info["lat"] - pad, info["lng"] + pad,
                                   info["lat"] + pad), lang=lang)

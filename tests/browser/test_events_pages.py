@@ -72,6 +72,22 @@ def _log_in(page: Any, base: str, user: str, target: str) -> None:
     page.wait_for_url(f"{base}{target}*", timeout=60_000)
 
 
+#: The ids of the layers the page's (first) deck.gl map draws, from Bokeh's views.
+_DECK_LAYER_IDS = """() => {
+  const seen = new Set(), found = [];
+  const walk = (v) => {
+    if (!v || seen.has(v)) return;
+    seen.add(v);
+    if (v.deckGL) found.push(v.deckGL);
+    for (const c of (v.child_views ?? [])) walk(c);
+  };
+  for (const root of Bokeh.index.values ? Bokeh.index.values() : Object.values(Bokeh.index)) {
+    walk(root);
+  }
+  return found.length ? found[0].props.layers.map((layer) => layer.id) : [];
+}"""
+
+
 def _wait(what: str, probe: Callable[[], Any], ok: Callable[[Any], bool], page: Any,
           seconds: float = 45) -> Any:
     deadline = time.monotonic() + seconds
@@ -209,6 +225,10 @@ def test_a_hotline_call_goes_round_the_whole_loop(chromium: Any, app: Any,
         mobile.wait_for_selector(".ct-t-accept button", timeout=30_000)
         detail = _shadow_text(mobile, ".ct-task-detail")
         assert "测试小区3号楼" in detail and "13900002222" in detail
+        # The small map shows the streets and buildings round the door, not just a dot.
+        drawn = _wait("the task map's layers", lambda: mobile.evaluate(_DECK_LAYER_IDS),
+                      lambda ids: "task" in ids, mobile)
+        assert {"roads", "buildings"} <= set(drawn), drawn
         mobile.locator(".ct-t-accept button").tap()
         mobile.wait_for_selector(".ct-t-resolve button", timeout=30_000)
         mobile.locator(".ct-task-note textarea").fill("已送药上门")
