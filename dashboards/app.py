@@ -216,16 +216,11 @@ class TwinAuthProvider(BasicAuthProvider):
                 super().set_secure_cookie(name, value, **kwargs)
 
             def check_xsrf_cookie(self) -> None:
-                try:
-                    super().check_xsrf_cookie()
-                except tornado.web.HTTPError:
-                    # A form posted from another site, or a login page from before the
-                    # cookies were cleared: say so, log nothing alarming, log nobody in.
-                    self.set_status(403)
-                    self.finish(REFUSED_HTML.format(
-                        title="403", message=html.escape(
-                            "登录表单无法验证，请重新打开登录页 · the login form could not be "
-                            "verified; open the login page again"), login=endpoint))
+                # A form posted from another site, or a login page from before the cookies
+                # were cleared: say so, log nothing alarming, log nobody in.
+                _check_form_token(self, super().check_xsrf_cookie,
+                                  "登录表单无法验证，请重新打开登录页 · the login form could not "
+                                  "be verified; open the login page again", endpoint)
 
             def post(self) -> None:
                 self.check_xsrf_cookie()
@@ -284,15 +279,10 @@ class TwinAuthProvider(BasicAuthProvider):
                                           xsrf_token=self.xsrf_token.decode("ascii")))
 
             def check_xsrf_cookie(self) -> None:
-                try:
-                    super().check_xsrf_cookie()
-                except tornado.web.HTTPError:
-                    self.set_status(403)
-                    self.finish(REFUSED_HTML.format(
-                        title="403", message=html.escape(
-                            "退出请求无法验证，请在本站的退出页面确认 · the log-out request "
-                            "could not be verified; confirm it on this server's log-out page"),
-                        login="/logout"))
+                _check_form_token(self, super().check_xsrf_cookie,
+                                  "退出请求无法验证，请在本站的退出页面确认 · the log-out request "
+                                  "could not be verified; confirm it on this server's log-out "
+                                  "page", "/logout")
 
             def post(self) -> None:
                 self.check_xsrf_cookie()
@@ -307,6 +297,18 @@ class TwinAuthProvider(BasicAuthProvider):
                 super().get()
 
         return TwinLogoutHandler
+
+
+def _check_form_token(handler: tornado.web.RequestHandler, check: Callable[[], None],
+                      message: str, retry: str) -> None:
+    """Tornado's CSRF check of a posted form; a failure answers 403 with a page saying
+    ``message`` (and a link to ``retry``) instead of Tornado's bare error."""
+    try:
+        check()
+    except tornado.web.HTTPError:
+        handler.set_status(403)
+        handler.finish(REFUSED_HTML.format(title="403", message=html.escape(message),
+                                           login=retry))
 
 
 def current_user(workspace: Any, name: str | None) -> User | None:
