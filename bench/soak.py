@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from twin.errors import UserExistsError
     from twin.users import Users
 
+    # The code and load the server starts with (the run takes hours; HEAD may move meanwhile).
+    at_start = machine()
     workspace = args.workspace.resolve()
     source = args.stocks or workspace.parent / "source" / "stocks.csv"
     ws = Workspace.open(workspace)
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     warm = [rss for at, rss in samples if at >= args.warmup_minutes * 60] or [samples[-1][1]]
     growth = warm[-1] - warm[0]
     return {
-        "machine": machine(), "minutes": args.minutes, "screens": args.screens,
+        "machine": at_start, "minutes": args.minutes, "screens": args.screens,
         "num_procs": args.num_procs, "publish_every_s": args.publish_every,
         "rss_after_warmup_mb": warm[0], "rss_peak_mb": max(r for _, r in samples),
         "rss_end_mb": warm[-1], "growth_mb": round(growth, 1), "bound_mb": args.bound_mb,
