@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from twin.errors import EventTransitionError
+from twin.i18n import LEVELS
 
 __all__ = ["ACTIONS", "ACTION_LABELS", "ESCALATION_LEVELS", "OPEN_STATES", "STATES",
            "STATE_LABELS", "EventState", "Step", "apply", "legal_actions", "replay", "target_of"]
@@ -62,7 +63,6 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "reject": ("驳回", "reject"), "reopen": ("重启", "reopen"),
     "escalate": ("上报升级", "escalate"),
 }
-_LEVEL_ZH = {"grid": "网格", "street": "街道", "district": "区"}
 
 
 def _zh(action: str) -> str:
@@ -141,7 +141,7 @@ def apply(current: EventState, step: Step) -> EventState:
         if index + 1 >= len(ESCALATION_LEVELS):
             raise EventTransitionError(f"the event is already with the {level}, the top "
                                        "level; assign it there instead of escalating",
-                                       zh=f"事件已在{_LEVEL_ZH.get(level, level)}（最高一级），"
+                                       zh=f"事件已在{LEVELS.get(level, (level,))[0]}（最高一级），"
                                           "请在该级派单，不能再升级")
         level = ESCALATION_LEVELS[index + 1]
     if step.action in ("assign", "escalate"):
@@ -149,7 +149,7 @@ def apply(current: EventState, step: Step) -> EventState:
             raise EventTransitionError(f"{step.action} needs the unit that takes the event "
                                        f"over (a {level} unit); nothing was changed",
                                        zh=f"{_zh(step.action)}须选择接手的"
-                                          f"{_LEVEL_ZH.get(level, level)}；未作任何更改")
+                                          f"{LEVELS.get(level, (level,))[0]}；未作任何更改")
         unit = step.unit
     resolved_at = step.at if target == "resolved" else (
         None if target == "reopened" else current.resolved_at)
